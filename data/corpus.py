@@ -1,0 +1,140 @@
+"""Streaming readers for plain-text corpora (``.txt`` / ``.txt.gz``, one text per line).
+
+Line numbers are global across the files of a corpus (files in the order given, a directory's
+files sorted by name) and count blank lines too, so that a line number identifies a text whatever
+else is skipped; stage 1 derives each line's shard from it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from data.errors import PipelineError
+
+TEXT_SUFFIXES = (".txt", ".txt.gz")
+_SNIFF_BYTES = 8192
+
+
+@dataclass
+class LineStats:
+    """What the reader dropped or repaired, reported in the shard manifest."""
+
+    blank: int = 0
+    invalid_utf8: int = 0
+
+    def add(self, other: LineStats) -> None:
+        self.blank += other.blank
+        self.invalid_utf8 += other.invalid_utf8
+
+
+@dataclass(frozen=True)
+class CorpusFingerprint:
+    """Identity of a corpus: its files, the sha256 of their bytes in order, and the line count."""
+
+    paths: list[str] = field(hash=False)
+    sha256: str
+    lines: int
+
+
+def resolve_corpus(inputs: list[str | Path]) -> list[Path]:
+    """Expand files and directories into the ordered list of text files of a corpus."""
+    if not inputs:
+        raise PipelineError("no corpus given")
+    files: list[Path] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _is_text_name(p))
+            if not found:
+                raise PipelineError(f"{path}: directory holds no .txt or .txt.gz files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise PipelineError(f"{path}: no such file or directory")
+    for path in files:
+        _check_not_binary(path)
+    return files
+
+
+def _is_text_name(path: Path) -> bool:
+    return path.name.endswith(TEXT_SUFFIXES)
+
+
+def _open_bytes(path: Path) -> io.BufferedIOBase:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def _check_not_binary(path: Path) -> None:
+    """Refuse files that are not text: NUL bytes in the first block, or a broken gzip stream."""
+    try:
+        with _open_bytes(path) as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except (OSError, EOFError) as exc:
+        raise PipelineError(f"{path}: cannot read as text ({exc})") from None
+    if b"\x00" in head:
+        raise PipelineError(f"{path}: looks like a binary file (NUL bytes), not one text per line")
+
+
+def iter_lines(
+    files: list[Path], *, strict: bool = False, stats: LineStats | None = None
+) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for every non-blank line of the corpus, in order.
+
+    Invalid UTF-8 is replaced (U+FFFD) and counted, or raises with the line number when
+    ``strict``. A UTF-8 byte-order mark and CR line ends are removed.
+    """
+    stats = stats if stats is not None else LineStats()
+    number = 0
+    for path in files:
+        with _open_bytes(path) as handle:
+            for raw in handle:
+                text = _decode(raw, path, number, strict, stats)
+                if number == 0 or raw.startswith(b"\xef\xbb\xbf"):
+                    text = text.lstrip("\ufeff")
+                text = text.rstrip("\r\n").strip()
+                if text:
+                    yield number, text
+                else:
+                    stats.blank += 1
+                number += 1
+
+
+def _decode(raw: bytes, path: Path, number: int, strict: bool, stats: LineStats) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if strict:
+            raise PipelineError(
+                f"{path}: invalid UTF-8 at corpus line {number + 1} (byte {exc.start}); "
+                "drop --strict to replace it"
+            ) from None
+        stats.invalid_utf8 += 1
+        return raw.decode("utf-8", errors="replace")
+
+
+def fingerprint(files: list[Path]) -> CorpusFingerprint:
+    """Hash the corpus bytes and count its lines in one streaming pass."""
+    digest = hashlib.sha256()
+    lines = 0
+    last = b"\n"
+    for path in files:
+        with _open_bytes(path) as handle:
+            try:
+                for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                    digest.update(block)
+                    lines += block.count(b"\n")
+                    last = block[-1:]
+            except (OSError, EOFError) as exc:
+                raise PipelineError(f"{path}: cannot read ({exc})") from None
+        if last != b"\n":
+            lines += 1  # a final line without newline still counts
+            last = b"\n"
+    return CorpusFingerprint([str(p) for p in files], digest.hexdigest(), lines)

