@@ -31,9 +31,7 @@ def token_budget_batches(
     return batches
 
 
-def pad_batch(
-    sequences: Sequence[Sequence[int]], pad_id: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token id sequences into ``(input_ids, attention_mask)`` long tensors."""
     width = max((len(s) for s in sequences), default=0)
     ids = torch.full((len(sequences), max(width, 1)), pad_id, dtype=torch.long)

@@ -42,7 +42,11 @@ class CorpusFingerprint:
 
 
 def resolve_corpus(inputs: list[str | Path]) -> list[Path]:
-    """Expand files and directories into the ordered list of text files of a corpus."""
+    """Expand files and directories into the ordered list of text files of a corpus.
+
+    Refuses, before any expensive work starts, paths that do not exist, directories without
+    text files, binary files and corpora with no non-blank line.
+    """
     if not inputs:
         raise PipelineError("no corpus given")
     files: list[Path] = []
@@ -59,6 +63,8 @@ def resolve_corpus(inputs: list[str | Path]) -> list[Path]:
             raise PipelineError(f"{path}: no such file or directory")
     for path in files:
         _check_not_binary(path)
+    if next(iter_lines(files), None) is None:
+        raise PipelineError(f"{', '.join(map(str, files))}: empty corpus (no non-blank line)")
     return files
 
 

@@ -35,8 +35,24 @@ from pipeline.runtime import DEVICES, array_task, resolve_device
 @click.option("--strict", is_flag=True, help="Fail on invalid UTF-8 instead of replacing it.")
 @click.option("--overwrite", is_flag=True, help="Replace shards of another run in --out.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow the teacher's own model code.")
-def encode(corpus, out, teacher, pooling, normalize, max_length, max_tokens, shard_size, dtype,
-           device, num_shards, shard_index, dedup, strict, overwrite, trust_remote_code) -> None:
+def encode(
+    corpus,
+    out,
+    teacher,
+    pooling,
+    normalize,
+    max_length,
+    max_tokens,
+    shard_size,
+    dtype,
+    device,
+    num_shards,
+    shard_index,
+    dedup,
+    strict,
+    overwrite,
+    trust_remote_code,
+) -> None:
     """Stage 1: encode CORPUS (.txt/.txt.gz files or directories) with the teacher into shards.
 
     Resumable: re-running skips complete shards. Split across array jobs with
@@ -48,11 +64,25 @@ def encode(corpus, out, teacher, pooling, normalize, max_length, max_tokens, sha
 
     resolve_corpus(list(corpus))  # fail on bad input before loading the teacher
     tasks, index = array_task(num_shards, shard_index)
-    model = Teacher(teacher, pooling=pooling, normalize=normalize, max_length=max_length,
-                    device=resolve_device(device), trust_remote_code=trust_remote_code)
-    cfg = EncodeConfig(out=out, shard_size=shard_size, max_tokens=max_tokens, dtype=dtype,
-                       num_shards=tasks, shard_index=index, dedup=dedup, strict=strict,
-                       overwrite=overwrite)
+    model = Teacher(
+        teacher,
+        pooling=pooling,
+        normalize=normalize,
+        max_length=max_length,
+        device=resolve_device(device),
+        trust_remote_code=trust_remote_code,
+    )
+    cfg = EncodeConfig(
+        out=out,
+        shard_size=shard_size,
+        max_tokens=max_tokens,
+        dtype=dtype,
+        num_shards=tasks,
+        shard_index=index,
+        dedup=dedup,
+        strict=strict,
+        overwrite=overwrite,
+    )
     summary = run_encode(list(corpus), model, cfg)
     click.echo(
         f"encoded {summary.rows} rows in {summary.seconds:.1f}s ({summary.rate:.1f} sentences/s); "
@@ -96,8 +126,10 @@ def info_cmd(directory: Path, as_json: bool) -> None:
         return
     records = manifest["shards"].values()
     teacher, corpus = manifest["teacher"], manifest["corpus"]
-    totals = {k: sum(r.get(k, 0) for r in records)
-              for k in ("rows", "blank", "duplicates", "truncated", "invalid_utf8")}
+    totals = {
+        k: sum(r.get(k, 0) for r in records)
+        for k in ("rows", "blank", "duplicates", "truncated", "invalid_utf8")
+    }
     lines = [
         f"teacher      {teacher['name_or_path']}",
         f"             sha256 {teacher['weights_sha256'][:16]}…  dim {teacher['hidden_size']}  "

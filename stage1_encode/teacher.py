@@ -68,8 +68,10 @@ class Teacher(torch.nn.Module):
         trust_remote_code: bool = False,
     ):
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         super().__init__()
+        hf_logging.disable_progress_bar()
         self.name_or_path = name_or_path or embedded_teacher_path()
         folder = Path(self.name_or_path)
         is_local = folder.is_dir()
