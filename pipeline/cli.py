@@ -36,10 +36,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from pipeline import encode_cmd
+    from pipeline import encode_cmd, eval_cmd
 
     main.add_command(encode_cmd.encode)
     main.add_command(encode_cmd.shards_group)
+    main.add_command(eval_cmd.eval_group)
 
 
 _register()

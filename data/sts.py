@@ -1,0 +1,110 @@
+"""Readers for semantic-textual-similarity files: sentence pairs with a gold similarity score.
+
+Two layouts are accepted, told apart by the header line:
+
+* GLUE STS-B (``train.tsv`` / ``dev.tsv``): a header naming ``sentence1``, ``sentence2`` and
+  ``score`` among other columns; the columns are found by name, so the layout of other
+  STS-style TSVs with the same header names works too;
+* plain ``sentence1<TAB>sentence2<TAB>score`` lines, with no header (or a header whose third
+  field is not a number, which is skipped).
+
+Files may be gzip-compressed (``.gz``). Fields are split on tabs only, never unquoted: STS
+sentences contain quote characters that a CSV reader would swallow.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data.errors import PipelineError
+
+GLUE_COLUMNS = ("sentence1", "sentence2", "score")
+
+
+@dataclass
+class StsPairs:
+    """Sentence pairs of one STS file with their gold scores, in file order."""
+
+    path: Path
+    sentence1: list[str]
+    sentence2: list[str]
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @property
+    def name(self) -> str:
+        """A short label: ``STS-B-dev`` for ``.../STS-B/dev.tsv``, else the file's stem."""
+        stem = self.path.name.removesuffix(".gz").rsplit(".", 1)[0]
+        if stem in {"train", "dev", "test"} and self.path.parent.name:
+            return f"{self.path.parent.name}-{stem}"
+        return stem
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise PipelineError(f"{path}: no such STS file")
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+        text = raw.decode("utf-8-sig")
+    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{path}: cannot read as UTF-8 text ({exc})") from None
+    return text.splitlines()
+
+
+def _is_number(field: str) -> bool:
+    try:
+        return math.isfinite(float(field))
+    except ValueError:
+        return False
+
+
+def _columns(path: Path, header: list[str]) -> tuple[tuple[int, int, int], bool]:
+    """Indices of (sentence1, sentence2, score) and whether the first line is a header."""
+    if all(name in header for name in GLUE_COLUMNS):
+        return tuple(header.index(name) for name in GLUE_COLUMNS), True  # type: ignore[return-value]
+    if "sentence1" in header:
+        raise PipelineError(
+            f"{path}: header has no {[n for n in GLUE_COLUMNS if n not in header]} column "
+            "(an unlabeled test file cannot be scored)"
+        )
+    if len(header) != 3:
+        raise PipelineError(
+            f"{path}:1: expected sentence1<TAB>sentence2<TAB>score or a GLUE STS-B header, "
+            f"got {len(header)} tab-separated fields"
+        )
+    return (0, 1, 2), not _is_number(header[2])
+
+
+def read_sts(path: str | Path) -> StsPairs:
+    """Read an STS file; a malformed line raises a PipelineError naming the file and line."""
+    path = Path(path)
+    lines = _read_lines(path)
+    if not lines or not lines[0].strip():
+        raise PipelineError(f"{path}: empty STS file")
+    (i1, i2, iscore), has_header = _columns(path, lines[0].split("\t"))
+    needed = max(i1, i2, iscore) + 1
+    first, second, scores = [], [], []
+    for number, line in enumerate(lines[1:] if has_header else lines, start=1 + has_header):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < needed:
+            raise PipelineError(
+                f"{path}:{number}: {len(fields)} tab-separated fields, expected at least {needed}"
+            )
+        if not _is_number(fields[iscore]):
+            raise PipelineError(f"{path}:{number}: score {fields[iscore]!r} is not a number")
+        first.append(fields[i1].strip())
+        second.append(fields[i2].strip())
+        scores.append(float(fields[iscore]))
+    if not scores:
+        header = " (its first line was read as a header)" if has_header else ""
+        raise PipelineError(f"{path}: no sentence pairs{header}")
+    return StsPairs(path, first, second, np.asarray(scores, dtype=np.float64))
