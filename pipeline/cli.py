@@ -42,5 +42,10 @@ def _register() -> None:
     main.add_command(encode_cmd.shards_group)
     main.add_command(eval_cmd.eval_group)
 
+    from pipeline import search_cmd
+
+    main.add_command(search_cmd.index_cmd)
+    main.add_command(search_cmd.search_cmd)
+
 
 _register()
