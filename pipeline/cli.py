@@ -36,11 +36,13 @@ def main() -> None:
 
 
 def _register() -> None:
-    from pipeline import encode_cmd, eval_cmd
+    from pipeline import encode_cmd, eval_cmd, train_cmd
 
     main.add_command(encode_cmd.encode)
     main.add_command(encode_cmd.shards_group)
     main.add_command(eval_cmd.eval_group)
+    main.add_command(train_cmd.train)
+    main.add_command(train_cmd.embed)
 
     from pipeline import search_cmd
 

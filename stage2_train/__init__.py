@@ -1,0 +1,9 @@
+"""Stage 2: the BiLSTM student and its training against cached teacher vectors.
+
+Never imports stage 1 and never loads the teacher: everything comes from the shard directory.
+"""
+
+from stage2_train.config import StudentConfig
+from stage2_train.model import Student
+
+__all__ = ["Student", "StudentConfig"]

@@ -1,0 +1,86 @@
+"""Training checkpoints: everything needed to continue a run bit-exactly, with no pickle.
+
+A checkpoint is a folder ``checkpoints/step-NNNNNNNN/`` holding the student's weights
+(safetensors), the optimizer state and the torch RNG (``trainer.pt``, plain tensors and numbers,
+loaded with ``weights_only=True``) and the loop position (``state.json``). It is written under a
+temporary name and renamed, so a checkpoint folder that exists is whole even after SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from data.errors import PipelineError
+
+CHECKPOINTS = "checkpoints"
+_PREFIX = "step-"
+
+
+@dataclass
+class TrainState:
+    """Where the loop is: the data position is (epoch, batch index within the epoch's plan)."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    sentences_seen: int = 0
+    train_seconds: float = 0.0
+
+
+def checkpoint_dirs(out: Path) -> list[Path]:
+    root = Path(out) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(_PREFIX))
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    found = checkpoint_dirs(out)
+    return found[-1] if found else None
+
+
+def save_checkpoint(
+    out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainState, keep: int
+) -> Path:
+    """Write a checkpoint atomically and delete all but the newest ``keep``."""
+    root = Path(out) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{_PREFIX}{state.step:08d}"
+    tmp = root / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(tmp / "model.safetensors"))
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
+        tmp / "trainer.pt",
+    )
+    (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in checkpoint_dirs(out)[: -max(1, keep)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
+    """Restore model, optimizer and RNG in place; return the loop position."""
+    try:
+        model.load_state_dict(load_file(str(path / "model.safetensors")))
+        trainer = torch.load(path / "trainer.pt", weights_only=True)
+        optimizer.load_state_dict(trainer["optimizer"])
+        torch.set_rng_state(trainer["torch_rng"])
+        state = TrainState(**json.loads((path / "state.json").read_text(encoding="utf-8")))
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PipelineError(
+            f"{path}: cannot resume from this checkpoint ({first}); delete it to use an older one"
+        ) from None
+    return state

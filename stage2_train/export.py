@@ -1,0 +1,82 @@
+"""Atomic file writes and the model card (``README.md``) of a trained student directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_file_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return "n/a" if value is None else str(value)
+
+
+def model_card(config: dict[str, Any], summary: dict[str, Any]) -> str:
+    """A human-readable card: architecture, size, provenance, data, time and measured results."""
+    teacher = config.get("teacher", {})
+    val = summary.get("validation", {})
+    sts = summary.get("sts_dev")
+    layers = config["num_layers"]
+    proj = f", low-rank projection to {config['embed_proj']}" if config["embed_proj"] else ""
+    lines = [
+        "# SRA-Distill student",
+        "",
+        "A BiLSTM sentence encoder distilled from a BERT-family teacher by sentence-representation "
+        "approximation (Wu et al. 2020): it reproduces the teacher's sentence vectors.",
+        "",
+        "```python",
+        "from stage2_train import Student",
+        "student = Student.from_pretrained('.')",
+        "vectors = student.encode(['A sentence.'], batch_size=256)  # float32 [N, "
+        f"{config['output_dim']}]",
+        "```",
+        "",
+        "## Architecture",
+        "",
+        f"- word-piece embeddings {config['vocab_size']} × {config['embed_dim']}, initialised "
+        f"from the teacher's{proj}",
+        f"- {layers} bidirectional LSTM layer(s), hidden size {config['hidden_size']}"
+        + (f", {config['connection']} connections" if layers > 1 else ""),
+        f"- pooling: {config['pooling']}; head: {config['head']} → {config['output_dim']} "
+        f"dimensions{', L2-normalised' if config['normalize'] else ''}",
+        f"- parameters: {summary.get('parameters', 'n/a'):,}"
+        if isinstance(summary.get("parameters"), int) else "- parameters: n/a",
+        f"- max length: {config['max_length']} tokens",
+        "",
+        "## Teacher and data",
+        "",
+        f"- teacher: `{teacher.get('name_or_path', 'n/a')}` (weights sha256 "
+        f"`{str(teacher.get('weights_sha256', 'n/a'))[:16]}…`, {teacher.get('pooling', '?')} "
+        f"pooling, normalize={teacher.get('normalize', '?')})",
+        f"- corpus: {summary.get('corpus_rows', 'n/a')} texts in "
+        f"`{summary.get('targets', 'n/a')}` (corpus sha256 "
+        f"`{str(summary.get('corpus_sha256', 'n/a'))[:16]}…`); "
+        f"{summary.get('validation_rows', 'n/a')} held out for validation",
+        "",
+        "## Training",
+        "",
+        f"- {summary.get('steps', 'n/a')} steps, {summary.get('sentences_seen', 'n/a')} sentences "
+        f"seen, {_fmt(summary.get('train_seconds'), 0)} s on {summary.get('world_size', 1)} "
+        f"process(es) ({_fmt(summary.get('sentences_per_second'), 1)} sentences/s)",
+        f"- loss: {summary.get('loss_spec', 'n/a')}; optimiser: {summary.get('optimizer', 'n/a')}",
+        "",
+        "## Results",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| validation MSE | {_fmt(val.get('mse'), 6)} |",
+        f"| validation cosine to teacher | {_fmt(val.get('cosine'))} |",
+    ]
+    if sts is not None:
+        name = sts.get("name", "STS")
+        lines.append(f"| zero-shot Spearman on {name} | {_fmt(sts['spearman'])} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,249 @@
+"""The student: teacher word-piece embeddings → BiLSTM layers → pooling over time → projection.
+
+After Wu et al. 2020, the student approximates the teacher's *sentence vector*, so it has the
+teacher's tokenizer, starts from the teacher's word-piece embeddings and outputs vectors of the
+teacher's width (L2-normalised when the teacher's are). Sequences run packed
+(``pack_padded_sequence``), so padding costs neither time nor correctness, and residual or dense
+connections are applied to the packed data directly, which keeps deeper stacks cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from data.batching import pad_batch, token_budget_batches
+from data.errors import PipelineError
+from stage2_train.config import StudentConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+CARD_FILE = "README.md"
+
+
+def load_tokenizer(directory: str | Path) -> Any:
+    """The teacher's tokenizer from a folder of tokenizer files (never the teacher model)."""
+    from transformers import AutoTokenizer
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise PipelineError(f"{directory}: no tokenizer folder")
+    try:
+        return AutoTokenizer.from_pretrained(str(directory))
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"{directory}: cannot load tokenizer ({exc})") from None
+
+
+def _with_data(packed: PackedSequence, data: torch.Tensor) -> PackedSequence:
+    return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+
+
+class Student(nn.Module):
+    """A BiLSTM sentence encoder that reproduces a teacher's sentence vectors.
+
+    A ``torch.nn.Module``: ``forward(input_ids, attention_mask) -> [B, dim]`` is differentiable,
+    so stage 3 fine-tunes it end to end; ``encode(texts)`` is the fast inference path.
+    """
+
+    def __init__(self, config: StudentConfig, tokenizer: Any):
+        super().__init__()
+        if config.vocab_size <= 0 or config.embed_dim <= 0:
+            raise PipelineError("student config: vocab_size and embed_dim must be set")
+        self.config = config
+        self.tokenizer = tokenizer
+        self.embed = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=None)
+        self.embed_proj = None
+        if config.embed_proj:
+            self.embed_proj = nn.Linear(config.embed_dim, config.embed_proj, bias=False)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstms = nn.ModuleList()
+        width = config.input_width
+        for _ in range(config.num_layers):
+            self.lstms.append(
+                nn.LSTM(width, config.hidden_size, batch_first=True, bidirectional=True)
+            )
+            step = 2 * config.hidden_size
+            width = width + step if config.connection == "dense" else step
+        self.attention = (
+            nn.Linear(config.feature_width, 1) if config.pooling == "attention" else None
+        )
+        self.head = self._build_head(config)
+
+    @staticmethod
+    def _build_head(config: StudentConfig) -> nn.Module:
+        if config.head == "mlp":
+            return nn.Sequential(
+                nn.Linear(config.pooled_width, config.output_dim),
+                nn.GELU(),
+                nn.Linear(config.output_dim, config.output_dim),
+            )
+        return nn.Linear(config.pooled_width, config.output_dim)
+
+    # ----------------------------------------------------------------- construction and files
+
+    @classmethod
+    def untrained(
+        cls, config: StudentConfig, tokenizer_dir: str | Path, input_embeddings: torch.Tensor
+    ) -> Student:
+        """A fresh student whose word-piece embeddings start as a copy of the teacher's."""
+        vocab, width = input_embeddings.shape
+        for name, want, got in (("vocab_size", config.vocab_size, vocab),
+                                ("embed_dim", config.embed_dim, width)):
+            if want and want != got:
+                raise PipelineError(f"student config {name}={want} but the embeddings have {got}")
+        tokenizer = load_tokenizer(tokenizer_dir)
+        pad_id = int(tokenizer.pad_token_id or 0)
+        config = StudentConfig.from_dict(
+            {**config.to_dict(), "vocab_size": vocab, "embed_dim": width, "pad_id": pad_id}
+        )
+        student = cls(config, tokenizer)
+        with torch.no_grad():
+            student.embed.weight.copy_(input_embeddings.float())
+        return student
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> Student:
+        """Load a student directory written by ``save_pretrained`` (Contract 2)."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise PipelineError(f"{directory}: no such student directory")
+        weights = directory / WEIGHTS_FILE
+        if not weights.is_file():
+            other = [p.name for p in [*directory.glob("*.bin"), *directory.glob("*.pt")]]
+            hint = f" (found {other[0]}: only safetensors weights are loaded)" if other else ""
+            raise PipelineError(f"{directory}: no {WEIGHTS_FILE}{hint}")
+        config_path = directory / CONFIG_FILE
+        if not config_path.is_file():
+            raise PipelineError(f"{directory}: no {CONFIG_FILE}; not a student directory")
+        try:
+            config = StudentConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise PipelineError(f"{config_path}: corrupt config ({exc})") from None
+        student = cls(config, load_tokenizer(directory / TOKENIZER_DIR))
+        try:
+            student.load_state_dict(load_file(str(weights)))
+        except (RuntimeError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise PipelineError(f"{weights}: weights do not fit {CONFIG_FILE} ({first})") from None
+        return student.eval()
+
+    def save_pretrained(
+        self, directory: str | Path, summary: dict[str, Any] | None = None, card: str | None = None
+    ) -> None:
+        """Write config.json, model.safetensors, tokenizer/ and (with a card) README.md.
+
+        Each file is written under a temporary name and renamed, so a reader never sees a
+        half-written student.
+        """
+        from stage2_train.export import write_file_atomic  # small helper shared with the card
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        tmp = directory / f".{WEIGHTS_FILE}.tmp"
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        tmp.replace(directory / WEIGHTS_FILE)
+        payload = self.config.to_dict()
+        if summary is not None:
+            payload["training"] = summary
+        write_file_atomic(directory / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
+        if card is not None:
+            write_file_atomic(directory / CARD_FILE, card)
+
+    # ------------------------------------------------------------------------------- compute
+
+    @property
+    def dim(self) -> int:
+        return self.config.output_dim
+
+    @property
+    def pad_id(self) -> int:
+        return self.config.pad_id
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.weight.device
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Teacher tokenizer ids with special tokens, truncated to ``max_length``."""
+        if not texts:
+            return []
+        return self.tokenizer(
+            list(texts), truncation=True, max_length=self.config.max_length, verbose=False
+        )["input_ids"]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Sentence vectors ``[B, output_dim]`` for a right-padded batch of token ids."""
+        lengths = attention_mask.sum(1).clamp(min=1)
+        tokens = self.embed(input_ids)
+        if self.embed_proj is not None:
+            tokens = self.embed_proj(tokens)
+        tokens = self.dropout(tokens)
+        packed = pack_padded_sequence(tokens, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        features = self._encode_packed(packed)
+        hidden, _ = pad_packed_sequence(features, batch_first=True, total_length=input_ids.shape[1])
+        pooled = self._pool(hidden, lengths)
+        vectors = self.head(self.dropout(pooled))
+        return F.normalize(vectors, p=2, dim=1) if self.config.normalize else vectors
+
+    def _encode_packed(self, packed: PackedSequence) -> PackedSequence:
+        layer_input = packed
+        for lstm in self.lstms:
+            output, _ = lstm(layer_input)
+            if self.config.connection == "dense":
+                data = torch.cat([layer_input.data, output.data], dim=1)
+            elif output.data.shape == layer_input.data.shape:
+                data = output.data + layer_input.data
+            else:  # the first layer changes width: nothing to add
+                data = output.data
+            layer_input = _with_data(packed, data)
+        if self.config.connection == "dense":  # pool over every layer's output, not the input
+            return _with_data(packed, layer_input.data[:, self.config.input_width :])
+        return layer_input
+
+    def _pool(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        steps = torch.arange(hidden.shape[1], device=hidden.device)
+        valid = (steps[None, :] < lengths[:, None].to(hidden.device)).unsqueeze(-1)
+        pooling = self.config.pooling
+        if pooling == "attention":
+            scores = self.attention(hidden).masked_fill(~valid, float("-inf"))
+            return (torch.softmax(scores, dim=1) * hidden).sum(1)
+        mean = (hidden * valid).sum(1) / lengths[:, None].to(hidden.dtype)
+        if pooling == "mean":
+            return mean
+        maxed = hidden.masked_fill(~valid, float("-inf")).max(1).values
+        return maxed if pooling == "max" else torch.cat([maxed, mean], dim=1)
+
+    @torch.inference_mode()
+    def embed_ids(
+        self, ids: Sequence[Sequence[int]], batch_size: int = 256, max_tokens: int = 16384
+    ) -> np.ndarray:
+        """Vectors for tokenized texts, in input order; batches are length-sorted internally."""
+        was_training = self.training
+        self.eval()
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for batch in token_budget_batches([len(s) for s in ids], max_tokens, batch_size):
+            input_ids, mask = pad_batch([ids[i] for i in batch], self.pad_id)
+            out[batch] = self.forward(input_ids.to(self.device), mask.to(self.device)).cpu().numpy()
+        self.train(was_training)
+        return out
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 256, max_tokens: int = 16384
+    ) -> np.ndarray:
+        """Sentence vectors (float32 ``[N, dim]``, input order) for raw texts."""
+        return self.embed_ids(self.tokenize(texts), batch_size=batch_size, max_tokens=max_tokens)
