@@ -44,10 +44,12 @@ def _register() -> None:
     main.add_command(train_cmd.train)
     main.add_command(train_cmd.embed)
 
-    from pipeline import search_cmd
+    from pipeline import data_cmd, report_cmd, search_cmd
 
     main.add_command(search_cmd.index_cmd)
     main.add_command(search_cmd.search_cmd)
+    main.add_command(report_cmd.report_cmd)
+    main.add_command(data_cmd.data_group)
 
 
 _register()

@@ -25,24 +25,24 @@ from stage3_eval.knn import build_index, neighbours_excluding_self, normalize, r
 from stage3_eval.results import Result
 
 DEFAULT_KS = (1, 10)
-DEFAULT_VALIDATION_FRACTION = 0.01  # stage 2's default held-out share
 
 
 def resolve_fraction(explicit: float | None, encoder: Encoder) -> float:
-    """The held-out share: as given, else as the student recorded it in training, else 0.01.
+    """The held-out share: as given, else as the student was trained with, else stage 2's default.
 
-    Probing a student on the rows it held out is what makes the probe honest, so a student
-    trained with another ``--validation-fraction`` is probed on its own held-out rows.
+    Probing a student on exactly the rows it held out is what makes the probe honest, so a
+    student trained with another ``--val-fraction`` is probed on its own held-out rows.
     """
+    from stage2_train.train import TRAIN_CONFIG, TrainConfig
+
     if explicit is not None:
         return explicit
-    config_path = Path(encoder.label) / "config.json"
-    if encoder.kind == "student" and config_path.is_file():
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        for section in (config, *(v for v in config.values() if isinstance(v, dict))):
-            if isinstance(section.get("validation_fraction"), (int, float)):
-                return float(section["validation_fraction"])
-    return DEFAULT_VALIDATION_FRACTION
+    recorded = Path(encoder.label) / TRAIN_CONFIG
+    if encoder.kind == "student" and recorded.is_file():
+        value = json.loads(recorded.read_text(encoding="utf-8")).get("val_fraction")
+        if isinstance(value, (int, float)):
+            return float(value)
+    return TrainConfig.val_fraction
 
 
 @dataclass

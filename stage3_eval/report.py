@@ -1,0 +1,382 @@
+"""``report.html``: every result and training curve found under some run directories, plotted.
+
+It reads only files that the stages write (Contract 3 ``results.json``, stage 2's
+``metrics.jsonl`` and student ``config.json``, stage 1's shard ``manifest.json``), so it can be
+re-run at any time, on any mix of runs, and it never needs a model. The output is one static
+HTML file with PNGs beside it: nothing to serve, nothing fetched, opens offline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.errors import PipelineError
+from stage3_eval.results import RESULTS_JSON, Result, load_results
+
+METRICS_JSONL = "metrics.jsonl"
+CURVES = (
+    ("loss", "training loss"),
+    ("val_cosine", "validation cosine"),
+    ("sts_spearman", "STS-B dev Spearman"),
+)
+GLUE_BENCHMARK = "glue"  # what ``pipeline eval glue`` puts in ``extra["benchmark"]``
+
+
+@dataclass
+class RunData:
+    """Everything gathered from the run directories, de-duplicated."""
+
+    results: list[Result] = field(default_factory=list)
+    curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    students: dict[str, dict[str, Any]] = field(default_factory=dict)
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PipelineError(f"{path}: unreadable JSON ({exc})") from None
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise PipelineError(f"{path}:{number}: not a JSON line") from None
+    return records
+
+
+def _files(run_dirs: Iterable[Path], name: str) -> list[Path]:
+    found = set()
+    for directory in run_dirs:
+        found.update(p for p in Path(directory).rglob(name) if "checkpoints" not in p.parts)
+    return sorted(found)
+
+
+def gather(run_dirs: list[Path]) -> RunData:
+    """Read every results file, metrics log, student config and shard manifest under the dirs."""
+    for directory in run_dirs:
+        if not Path(directory).is_dir():
+            raise PipelineError(f"{directory}: no such run directory")
+    data = RunData()
+    merged: dict[tuple, Result] = {}
+    for path in _files(run_dirs, RESULTS_JSON):
+        try:
+            entries = load_results(path)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise PipelineError(f"{path}: not a results file ({exc})") from None
+        for r in entries:
+            merged[(*r.key(), r.data)] = r
+    data.results = sorted(merged.values(), key=lambda r: (r.task, r.model, r.metric, r.seed or 0))
+    for path in _files(run_dirs, METRICS_JSONL):
+        records = [r for r in _read_jsonl(path) if "step" in r]
+        if records:
+            data.curves[str(path.parent)] = records
+    for path in _files(run_dirs, "config.json"):
+        if (path.parent / "model.safetensors").is_file() and (path.parent / "tokenizer").is_dir():
+            data.students[str(path.parent)] = _read_json(path)
+    for path in _files(run_dirs, "manifest.json"):
+        manifest = _read_json(path)
+        if isinstance(manifest, dict) and "teacher" in manifest and "shards" in manifest:
+            data.manifests[str(path.parent)] = manifest
+    return data
+
+
+def short(label: str) -> str:
+    """A model label fit for a legend: the last two parts of a path."""
+    parts = Path(label).parts
+    return "/".join(parts[-2:]) if len(parts) > 2 else label
+
+
+def _kind(data: RunData, model: str) -> str:
+    kinds = {r.extra.get("kind") for r in data.results if r.model == model}
+    return "teacher" if "teacher" in kinds or model == "teacher" else "student"
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def speeds(data: RunData) -> dict[str, float]:
+    """Sentences/s per model: the measurement over the most sentences wins."""
+    best: dict[str, tuple[int, float]] = {}
+    for r in data.results:
+        if r.task == "encode-speed":
+            size = int(r.extra.get("sentences", 0))
+            if r.model not in best or size > best[r.model][0]:
+                best[r.model] = (size, r.value)
+    return {model: value for model, (_, value) in best.items()}
+
+
+def sts_scores(data: RunData, metric: str = "spearman") -> dict[str, dict[str, float]]:
+    """``{dataset: {model: value}}`` of the zero-shot STS results."""
+    table: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in data.results:
+        if r.task.startswith("sts:") and r.metric == metric:
+            table[r.task.removeprefix("sts:")][r.model] = r.value
+    return dict(table)
+
+
+def probe_scores(data: RunData) -> dict[str, dict[str, float]]:
+    """``{metric: {model: value}}`` of the kNN probe (recall@k, mean cosine)."""
+    table: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in data.results:
+        if r.task == "knn-probe":
+            table[r.metric][r.model] = r.value
+    return dict(sorted(table.items(), key=lambda kv: (kv[0] == "mean_cosine", len(kv[0]), kv[0])))
+
+
+def glue_scores(data: RunData) -> dict[str, dict[str, float]]:
+    """``{task: {model: score}}``: per task the mean of its metrics, averaged over seeds."""
+    cells: dict[tuple[str, str], dict[int | None, list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for r in data.results:
+        if r.extra.get("benchmark") == GLUE_BENCHMARK and "glue_task" in r.extra:
+            cells[(r.task, r.model)][r.seed].append(r.value)
+    table: dict[str, dict[str, float]] = defaultdict(dict)
+    for (task, model), per_seed in sorted(cells.items()):
+        table[task][model] = _mean([_mean(values) for values in per_seed.values()])
+    return dict(table)
+
+
+def _models(table: dict[str, dict[str, float]]) -> list[str]:
+    return sorted({m for row in table.values() for m in row}, key=lambda m: (m != "teacher", m))
+
+
+def _bars(table: dict[str, dict[str, float]], title: str, ylabel: str, scale: float = 1.0):
+    import matplotlib.pyplot as plt
+
+    groups, models = list(table), _models(table)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(models)) / 2), 4))
+    width = 0.8 / max(len(models), 1)
+    for i, model in enumerate(models):
+        values = [scale * table[g].get(model, np.nan) for g in groups]
+        x = np.arange(len(groups)) + (i - (len(models) - 1) / 2) * width
+        bars = ax.bar(x, values, width, label=short(model))
+        ax.bar_label(bars, fmt="%.1f" if scale != 1 else "%.3f", fontsize=7, padding=1)
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _curves_figure(curves: dict[str, list[dict[str, Any]]]):
+    import matplotlib.pyplot as plt
+
+    present = [(k, t) for k, t in CURVES if any(k in r for rs in curves.values() for r in rs)]
+    fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 3.6), squeeze=False)
+    for ax, (key, title) in zip(axes[0], present, strict=True):
+        for run, records in curves.items():
+            points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+            if points:
+                steps, values = zip(*points, strict=True)
+                ax.plot(steps, values, marker="." if len(points) < 30 else None, label=short(run))
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    return fig
+
+
+def _speed_quality_figure(data: RunData, speed: dict[str, float], sts: dict[str, float], name):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model in _models({"": sts}):
+        if model in speed:
+            marker = "s" if _kind(data, model) == "teacher" else "o"
+            ax.scatter(speed[model], sts[model], marker=marker, s=60)
+            ax.annotate(
+                short(model),
+                (speed[model], sts[model]),
+                fontsize=8,
+                textcoords="offset points",
+                xytext=(5, 5),
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("sentences / second (CPU, log scale)")
+    ax.set_ylabel(f"{name} Spearman (zero-shot)")
+    ax.set_title("speed vs quality (square: teacher)")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def figures(data: RunData) -> dict[str, tuple[str, Any]]:
+    """``{file name: (caption, matplotlib figure)}`` for every plot that has data."""
+    out: dict[str, tuple[str, Any]] = {}
+    if data.curves:
+        out["training.png"] = (
+            "Training curves (stage 2 metrics.jsonl)",
+            _curves_figure(data.curves),
+        )
+    glue = glue_scores(data)
+    if glue:
+        out["glue.png"] = (
+            "GLUE dev per task (mean of the task's metrics, over seeds, x100)",
+            _bars(glue, "GLUE dev", "score x100", 100),
+        )
+    sts = sts_scores(data)
+    if sts:
+        out["sts.png"] = (
+            "Zero-shot STS: cosine Spearman x100",
+            _bars(sts, "zero-shot STS", "Spearman x100", 100),
+        )
+    probe = probe_scores(data)
+    if probe:
+        out["knn.png"] = (
+            "kNN probe on held-out rows: recall of the teacher's neighbours",
+            _bars(probe, "kNN probe", "value"),
+        )
+    speed = speeds(data)
+    name = "STS-B-dev" if "STS-B-dev" in sts else next(iter(sts), None)
+    if name and len(set(speed) & set(sts[name])) >= 1:
+        out["speed_quality.png"] = (
+            f"Speed vs quality ({name})",
+            _speed_quality_figure(data, speed, sts[name], name),
+        )
+    return out
+
+
+def _student_label(data: RunData) -> str | None:
+    students = sorted({r.model for r in data.results if _kind(data, r.model) == "student"})
+    return students[0] if students else next(iter(data.students), None)
+
+
+def _student_config(data: RunData, label: str | None) -> dict[str, Any] | None:
+    """The config.json of the student filed under ``label`` (or the only student found)."""
+    for directory, config in data.students.items():
+        if label and Path(directory).resolve() == Path(label).resolve():
+            return config
+    return next(iter(data.students.values())) if len(data.students) == 1 else None
+
+
+def _student_size(data: RunData, label: str | None) -> str:
+    config = _student_config(data, label) or {}
+    params = config.get("training", {}).get("parameters")
+    if params is None:
+        found = (r.extra.get("parameters") for r in data.results if r.model == label)
+        params = next((p for p in found if p), None)
+    if params is None:
+        return "student size: n/a (no student found)"
+    layout = ""
+    if config:
+        layout = (
+            f", {config.get('num_layers')} BiLSTM layer(s) x {config.get('hidden_size')}, "
+            f"{config.get('output_dim')}-d output"
+        )
+    megabytes = 4 * params / 2**20
+    return f"student size: {params / 1e6:.2f}M parameters ({megabytes:.1f} MB float32){layout}"
+
+
+def summary_lines(data: RunData) -> list[str]:
+    """The five-line summary: rows encoded, student size, speed-up, kNN recall@10, STS."""
+    rows = sum(r["rows"] for m in data.manifests.values() for r in m["shards"].values())
+    teachers = sorted({Path(m["teacher"]["name_or_path"]).name for m in data.manifests.values()})
+    encoded = f"rows encoded: {rows:,}" + (f" (teacher {', '.join(teachers)})" if teachers else "")
+    student = _student_label(data)
+    speed = speeds(data)
+    teacher_speeds = [v for m, v in speed.items() if _kind(data, m) == "teacher"]
+    if student in speed and teacher_speeds:
+        ratio = speed[student] / max(teacher_speeds)
+        speedup = (
+            f"speed-up over the teacher: {ratio:.1f}x ({speed[student]:,.0f} vs "
+            f"{max(teacher_speeds):,.0f} sentences/s)"
+        )
+    else:
+        speedup = "speed-up over the teacher: n/a (probe or STS both the student and the teacher)"
+    probe = probe_scores(data)
+    if student in probe.get("recall@10", {}):
+        cosine = probe.get("mean_cosine", {}).get(student)
+        knn = (
+            f"kNN recall@10: {probe['recall@10'][student]:.3f}"
+            + (
+                f" (recall@1 {probe['recall@1'][student]:.3f})"
+                if student in probe.get("recall@1", {})
+                else ""
+            )
+            + (f", mean cosine to the teacher {cosine:.3f}" if cosine is not None else "")
+        )
+    else:
+        knn = "kNN recall@10: n/a (run pipeline eval probe)"
+    sts_lines = []
+    for name, row in sts_scores(data).items():
+        teacher = next((v for m, v in row.items() if _kind(data, m) == "teacher"), None)
+        if student in row:
+            share = (
+                f", {100 * row[student] / teacher:.0f}% of the teacher's {teacher:.3f}"
+                if teacher
+                else ""
+            )
+            sts_lines.append(f"{name} Spearman {row[student]:.3f}{share}")
+    sts = "STS: " + ("; ".join(sts_lines) if sts_lines else "not run")
+    return [encoded, _student_size(data, student), speedup, knn, sts]
+
+
+def _table(results: list[Result]) -> str:
+    columns = ("task", "metric", "model", "seed", "value", "data")
+    head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
+    rows = [
+        f"<tr><td>{html.escape(r.task)}</td><td>{html.escape(r.metric)}</td>"
+        f"<td title='{html.escape(r.model)}'>{html.escape(short(r.model))}</td>"
+        f"<td>{'' if r.seed is None else r.seed}</td><td>{r.value:.4f}</td>"
+        f"<td>{html.escape(short(r.data))}</td></tr>"
+        for r in results
+    ]
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px}
+th{background:#f0f0f0}img{max-width:100%;border:1px solid #eee}ul.summary li{margin:3px 0}"""
+
+
+def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
+    """Write ``out`` (report.html) and its PNGs beside it; return the path and the summary."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = gather(run_dirs)
+    if not (data.results or data.curves or data.manifests):
+        raise PipelineError(
+            f"{', '.join(map(str, run_dirs))}: "
+            "no results.json, metrics.jsonl or shard manifest found"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for name, (caption, fig) in figures(data).items():
+        fig.tight_layout()
+        fig.savefig(out.parent / name, dpi=110)
+        plt.close(fig)
+        sections.append(f"<h2>{html.escape(caption)}</h2><img src='{name}' alt='{name}'>")
+    summary = summary_lines(data)
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in summary)
+    sources = "".join(f"<li><code>{html.escape(str(d))}</code></li>" for d in run_dirs)
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>SRA-Distill report</title>"
+        f"<style>{STYLE}</style></head><body><h1>SRA-Distill report</h1>"
+        f"<p>Generated {time.strftime('%Y-%m-%d %H:%M')} from:</p><ul>{sources}</ul>"
+        f"<h2>Summary</h2><ul class='summary'>{items}</ul>{''.join(sections)}"
+        f"<h2>All results</h2>{_table(data.results)}</body></html>\n"
+    )
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return out, summary
