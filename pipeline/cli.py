@@ -36,13 +36,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from pipeline import encode_cmd, eval_cmd, train_cmd
+    from pipeline import encode_cmd, eval_cmd, glue_cmd, train_cmd
 
     main.add_command(encode_cmd.encode)
     main.add_command(encode_cmd.shards_group)
     main.add_command(eval_cmd.eval_group)
     main.add_command(train_cmd.train)
     main.add_command(train_cmd.embed)
+    eval_cmd.eval_group.add_command(glue_cmd.glue)
 
     from pipeline import data_cmd, report_cmd, search_cmd
 

@@ -1,0 +1,91 @@
+"""Tang et al. (2019) data augmentation, which gives task-specific distillation more to learn from.
+
+For each training example, ``copies`` rounds of: replace every word by the mask token with
+probability ``p_mask``; then, with probability ``p_ngram``, keep only a random n-gram
+(n uniform in 1..``max_ngram``). Synthetic examples equal to the original or to one another are
+dropped. Pair examples are perturbed in both sentences. The synthetic rows carry no label: the
+fine-tuned teacher's outputs are their only target. (Tang et al.'s third rule, POS-guided word
+replacement, needs a tagger and is not implemented.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from data.glue import GlueSplit
+from stage3_eval.glue_train import NO_LABEL
+
+
+@dataclass
+class AugmentConfig:
+    copies: int = 0  # Tang et al. used 20 rounds per example
+    p_mask: float = 0.1
+    p_ngram: float = 0.25
+    max_ngram: int = 5
+    mask_token: str = "[MASK]"
+
+
+def perturb(text: str, config: AugmentConfig, rng: np.random.Generator) -> str:
+    """One masked and possibly n-gram-sampled variant of ``text`` (whitespace words)."""
+    words = text.split()
+    if not words:
+        return text
+    words = [config.mask_token if rng.random() < config.p_mask else w for w in words]
+    if rng.random() < config.p_ngram:
+        n = min(int(rng.integers(1, config.max_ngram + 1)), len(words))
+        start = int(rng.integers(0, len(words) - n + 1))
+        words = words[start : start + n]
+    return " ".join(words)
+
+
+def augment(split: GlueSplit, config: AugmentConfig, seed: int = 0) -> GlueSplit:
+    """Unlabelled synthetic examples made from ``split`` (empty if ``copies`` is 0)."""
+    rng = np.random.default_rng(seed)
+    seen: set[tuple[str, str | None]] = set()
+    text_a: list[str] = []
+    text_b: list[str] = []
+    for row in range(len(split)):
+        original = (split.text_a[row], None if split.text_b is None else split.text_b[row])
+        seen.add(original)
+        for _ in range(config.copies):
+            a = perturb(original[0], config, rng)
+            b = None if original[1] is None else perturb(original[1], config, rng)
+            if (a, b) in seen:
+                continue
+            seen.add((a, b))
+            text_a.append(a)
+            if b is not None:
+                text_b.append(b)
+    regression = split.task.is_regression
+    labels = np.full(len(text_a), np.nan if regression else NO_LABEL,
+                     dtype=np.float32 if regression else np.int64)
+    return GlueSplit(
+        task=split.task,
+        name=f"{split.name}-augmented",
+        source=f"augmented from {split.source}",
+        text_a=text_a,
+        text_b=None if split.text_b is None else text_b,
+        labels=labels,
+        index=[f"aug-{i}" for i in range(len(text_a))],
+    )
+
+
+def concatenate(first: GlueSplit, second: GlueSplit) -> GlueSplit:
+    """Rows of ``first`` followed by rows of ``second`` (same task, both labelled or not)."""
+    labels = None
+    if first.labels is not None and second.labels is not None:
+        labels = np.concatenate([first.labels, second.labels])
+    text_b = None
+    if first.text_b is not None and second.text_b is not None:
+        text_b = first.text_b + second.text_b
+    return GlueSplit(
+        task=first.task,
+        name=first.name,
+        source=first.source,
+        text_a=first.text_a + second.text_a,
+        text_b=text_b,
+        labels=labels,
+        index=first.index + second.index,
+    )

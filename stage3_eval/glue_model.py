@@ -1,0 +1,136 @@
+"""The fine-tuned model: any sentence encoder plus a GLUE head, and how it is saved and reloaded.
+
+The encoder is anything with ``forward(input_ids, attention_mask) -> [B, dim]`` (the student, the
+teacher, an untrained student), so every model in a comparison gets exactly the same head.
+Sentence pairs go through the encoder separately (siamese), as the paper's student must: it only
+ever sees one sentence at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from data.batching import pad_batch
+from data.errors import PipelineError
+
+HEAD_FILE = "head.safetensors"
+META_FILE = "glue.json"
+ENCODER_DIR = "encoder"
+
+
+class GlueHead(nn.Module):
+    """One-hidden-layer MLP on ``u`` (single sentence) or on ``[u; v; |u-v|; u*v]`` (pairs).
+
+    A LayerNorm first puts every encoder's features on one scale: the student's and the
+    teacher's vectors are L2-normalised (entries near 0.05), a scratch model's are not.
+    """
+
+    def __init__(self, dim: int, num_outputs: int, pair: bool, hidden: int = 512,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.pair = pair
+        self.config = {"dim": dim, "num_outputs": num_outputs, "pair": pair, "hidden": hidden,
+                       "dropout": dropout}
+        width = 4 * dim if pair else dim
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(width),
+            nn.Dropout(dropout),
+            nn.Linear(width, hidden),
+            nn.Tanh(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_outputs),
+        )
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pair:
+            if v is None:
+                raise ValueError("a pair head needs two sentence vectors")
+            u = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+        return self.mlp(u)
+
+
+class GlueModel(nn.Module):
+    """Encoder + head. With ``freeze_encoder`` only the head learns (the encoder runs no-grad)."""
+
+    def __init__(self, encoder: nn.Module, head: GlueHead, freeze_encoder: bool = False):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            encoder.requires_grad_(False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.head.parameters()).device
+
+    def train(self, mode: bool = True) -> GlueModel:
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()  # a frozen encoder keeps its dropout off too
+        return self
+
+    def forward(self, ids_a: list[list[int]], ids_b: list[list[int]] | None = None) -> torch.Tensor:
+        """Outputs ``[B, num_outputs]`` for tokenized sentences (and their pair partners)."""
+        sequences = ids_a if ids_b is None else [*ids_a, *ids_b]
+        input_ids, mask = pad_batch(sequences, int(self.encoder.pad_id))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            vectors = self.encoder(input_ids.to(self.device), mask.to(self.device))
+        if ids_b is None:
+            return self.head(vectors)
+        return self.head(vectors[: len(ids_a)], vectors[len(ids_a):])
+
+
+def encoder_kind(encoder: nn.Module) -> str:
+    """``teacher`` for a Hugging Face encoder (stage 1's Teacher), else ``student``."""
+    from stage1_encode.teacher import Teacher
+
+    return "teacher" if isinstance(encoder, Teacher) else "student"
+
+
+def save_finetuned(model: GlueModel, folder: Path, meta: dict[str, Any]) -> None:
+    """Write encoder, head and how to rebuild them to ``folder`` (safetensors + JSON, no pickle)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder = model.encoder
+    kind = encoder_kind(encoder)
+    if kind == "teacher":
+        encoder.model.save_pretrained(str(folder / ENCODER_DIR))
+        encoder.tokenizer.save_pretrained(str(folder / ENCODER_DIR))
+        encoder_meta = {"pooling": encoder.pooling, "normalize": encoder.normalize,
+                        "max_length": encoder.max_length}
+    else:
+        encoder.save_pretrained(folder / ENCODER_DIR)
+        encoder_meta = {}
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
+              str(folder / HEAD_FILE))
+    payload = {**meta, "encoder": {"kind": kind, **encoder_meta}, "head": model.head.config}
+    (folder / META_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def load_finetuned(folder: Path, device: torch.device | str = "cpu") -> tuple[GlueModel, dict]:
+    """A model written by :func:`save_finetuned`, in eval mode, and its metadata."""
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise PipelineError(f"{folder}: not a fine-tuned GLUE model (no {META_FILE}); "
+                            "make one with pipeline eval glue --save-finetuned")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    spec = meta["encoder"]
+    if spec["kind"] == "teacher":
+        from stage1_encode.teacher import Teacher
+
+        encoder: nn.Module = Teacher(str(folder / ENCODER_DIR), pooling=spec["pooling"],
+                                     normalize=spec["normalize"], max_length=spec["max_length"])
+    else:
+        from stage2_train import Student
+
+        encoder = Student.from_pretrained(folder / ENCODER_DIR)
+    head = GlueHead(**meta["head"])
+    head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+    model = GlueModel(encoder, head).to(torch.device(device))
+    return model.eval(), meta

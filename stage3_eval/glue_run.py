@@ -1,0 +1,217 @@
+"""``pipeline eval glue``: fine-tune one encoder on each GLUE task and seed, report dev metrics.
+
+Every (task, seed) is written to ``OUT/results.json`` as soon as it finishes, so an interrupted
+run resumes where it stopped (finished pairs are skipped unless ``overwrite``). All models of a
+comparison see the same training subset (``max_train_examples`` draws it with a fixed seed),
+the same head and the same fixed hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.errors import PipelineError
+from data.glue import TASKS, GlueSplit, GlueTask, TaskData, load_task
+from pipeline.runtime import seed_everything
+from stage3_eval.glue_augment import AugmentConfig
+from stage3_eval.glue_encoders import EncoderFactory
+from stage3_eval.glue_metrics import glue_score, task_metrics
+from stage3_eval.glue_model import GlueHead, GlueModel, save_finetuned
+from stage3_eval.glue_report import BENCHMARK, stored_scores
+from stage3_eval.glue_submit import write_submission
+from stage3_eval.glue_train import TrainConfig, fine_tune, predict, tokenize
+from stage3_eval.results import Result, load_results, write_results
+
+# Fixed epochs per task: fewer passes over the four large sets keep a CPU run affordable.
+DEFAULT_EPOCHS = {"cola": 4, "sst2": 2, "mrpc": 4, "stsb": 4, "qqp": 2, "mnli": 2, "qnli": 2,
+                  "rte": 4, "wnli": 3}
+
+
+@dataclass
+class GlueRunConfig:
+    data_dir: str
+    out: Path
+    seeds: list[int] = field(default_factory=lambda: [0])
+    train: TrainConfig = field(default_factory=TrainConfig)
+    epochs: int | None = None  # None: DEFAULT_EPOCHS of each task
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    freeze_encoder: bool = False
+    hidden: int = 512
+    dropout: float = 0.1
+    kd_teacher: Path | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    save_finetuned: Path | None = None
+    predict_test: bool = True
+    label: str = "model"
+    overwrite: bool = False
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+
+def plan_tasks(tasks: list[GlueTask], data_dir: str, explicit: bool,
+               echo: Callable[[str], None]) -> list[TaskData]:
+    """Load each task's files; skip those without train + dev (an error if asked for by name)."""
+    runnable = []
+    for task in tasks:
+        data = load_task(task, data_dir)
+        if data.runnable:
+            runnable.append(data)
+            continue
+        missing = ", ".join(data.missing) or "no labelled splits"
+        if explicit:
+            raise PipelineError(f"GLUE task {task.name}: missing {missing}")
+        echo(f"skip {task.name}: missing {missing}")
+    if not runnable:
+        raise PipelineError(f"no GLUE task has its train and dev files under {data_dir}")
+    return runnable
+
+
+@dataclass
+class TaskRun:
+    """What one (task, seed) fine-tuning produced."""
+
+    scores: dict[str, dict[str, float]]  # {split: {metric: value}}
+    seconds: float
+    train_size: int
+    eval_sizes: dict[str, int]
+    losses: list[float]
+
+
+class GlueRunner:
+    def __init__(self, factory: EncoderFactory, config: GlueRunConfig,
+                 echo: Callable[[str], None] = print):
+        self.factory = factory
+        self.config = config
+        self.echo = echo
+        self._kd_sets: dict[str, tuple[GlueSplit, np.ndarray]] = {}
+
+    def run(self, tasks: list[TaskData]) -> list[Result]:
+        """Fine-tune on every task and seed; returns this run's results (also on disk)."""
+        cfg = self.config
+        done = load_results(cfg.out)
+        produced: list[Result] = []
+        for data in tasks:
+            for seed in cfg.seeds:
+                stored = stored_scores(done, data.task, cfg.label, seed)
+                if stored is not None and not cfg.overwrite:
+                    self.echo(f"{data.task.name} seed {seed}: already in {cfg.out} (skipped; "
+                              "--overwrite to redo)")
+                    continue
+                entries = self._results(data, seed, self.run_one(data, seed))
+                write_results(cfg.out, entries)
+                produced += entries
+        produced += self._glue_scores()
+        return produced
+
+    def _train_config(self, task: GlueTask) -> TrainConfig:
+        return replace(self.config.train, epochs=self.config.epochs or DEFAULT_EPOCHS[task.name])
+
+    def run_one(self, data: TaskData, seed: int) -> TaskRun:
+        cfg, task = self.config, data.task
+        start = time.perf_counter()
+        seed_everything(seed)
+        encoder = self.factory.build()
+        head = GlueHead(int(encoder.dim), task.num_outputs, task.is_pair, cfg.hidden, cfg.dropout)
+        model = GlueModel(encoder, head, cfg.freeze_encoder).to(cfg.device)
+        train = data.train.sample(cfg.max_train_examples)  # type: ignore[union-attr]
+        labels, targets = train.labels, None
+        if cfg.kd_teacher is not None:
+            train, targets = self._distillation_set(train, encoder)
+            labels = train.labels
+        train_config = self._train_config(task)
+        losses = fine_tune(model, tokenize(encoder, train.text_a, train.text_b), labels,
+                           train_config, regression=task.is_regression, seed=seed,
+                           targets=targets, desc=f"{task.name} seed {seed}")
+        scores, sizes = {}, {}
+        for split in data.evals:
+            split = split.sample(cfg.max_eval_examples)
+            outputs = predict(model, tokenize(encoder, split.text_a, split.text_b),
+                              desc=f"{split.name} dev")
+            scores[split.name] = task_metrics(task, split.labels, outputs)
+            sizes[split.name] = len(split)
+        seconds = time.perf_counter() - start
+        if cfg.predict_test:
+            self._write_test_predictions(model, data.tests, seed)
+        if cfg.save_finetuned is not None and seed == cfg.seeds[0]:
+            save_finetuned(model, cfg.save_finetuned / task.name,
+                           {"task": task.name, "seed": seed, "model": cfg.label, "scores": scores,
+                            "train_size": len(train), "train": asdict(train_config)})
+        run = TaskRun(scores, seconds, len(train), sizes, losses)
+        self.echo(self._describe(task, seed, run, train_config))
+        return run
+
+    def _distillation_set(self, train: GlueSplit, encoder) -> tuple[GlueSplit, np.ndarray]:
+        from stage3_eval.glue_kd import distillation_set
+
+        name = train.task.name
+        if name not in self._kd_sets:
+            mask = getattr(getattr(encoder, "tokenizer", None), "mask_token", None)
+            augment = replace(self.config.augment, mask_token=mask or "[MASK]")
+            self._kd_sets[name] = distillation_set(train, self.config.kd_teacher, augment,
+                                                   self.config.device)
+        return self._kd_sets[name]
+
+    def _write_test_predictions(self, model: GlueModel, tests: list[GlueSplit], seed: int) -> None:
+        folder = self.config.out / "submission" / self.config.label / f"seed-{seed}"
+        for split in tests:
+            outputs = predict(model, tokenize(model.encoder, split.text_a, split.text_b),
+                              desc=f"{split.name} test")
+            write_submission(folder, split, outputs)
+
+    def _describe(self, task: GlueTask, seed: int, run: TaskRun, train: TrainConfig) -> str:
+        metrics = "  ".join(f"{split} {metric} {100 * value:.2f}"
+                            for split, values in run.scores.items()
+                            for metric, value in values.items())
+        rate = run.train_size * train.epochs / max(run.seconds, 1e-9)
+        return (f"{task.name} seed {seed}: {metrics}  ({run.train_size} train rows x "
+                f"{train.epochs} epochs, {run.seconds:.1f}s, {rate:.0f} ex/s)")
+
+    def _results(self, data: TaskData, seed: int, run: TaskRun) -> list[Result]:
+        cfg = self.config
+        train_config = self._train_config(data.task)
+        extra = {
+            "benchmark": BENCHMARK,
+            "glue_task": data.task.name,
+            "train_size": run.train_size,
+            "epochs": train_config.epochs,
+            "batch_size": train_config.batch_size,
+            "lr": train_config.lr,
+            "head_lr": train_config.head_lr,
+            "frozen_encoder": cfg.freeze_encoder,
+            "kd": cfg.kd_teacher is not None,
+            "augment_copies": cfg.augment.copies if cfg.kd_teacher is not None else 0,
+            "final_loss": run.losses[-1] if run.losses else None,
+        }
+        sources = {s.name: s.source for s in data.evals}
+        return [
+            Result(task=split, metric=metric, value=value, model=cfg.label, data=sources[split],
+                   seed=seed, seconds=run.seconds,
+                   extra={**extra, "eval_size": run.eval_sizes[split]})
+            for split, values in run.scores.items()
+            for metric, value in values.items()
+        ]
+
+    def _glue_scores(self) -> list[Result]:
+        """The GLUE macro-average per seed over every task with results in ``out``."""
+        cfg = self.config
+        done = load_results(cfg.out)
+        entries = []
+        for seed in cfg.seeds:
+            per_task = {t.name: s for t in TASKS.values()
+                        if (s := stored_scores(done, t, cfg.label, seed)) is not None}
+            if not per_task:
+                continue
+            entries.append(Result(
+                task="glue", metric="score", value=glue_score(per_task), model=cfg.label,
+                data=str(cfg.data_dir), seed=seed,
+                extra={"benchmark": BENCHMARK, "tasks": sorted(per_task)},
+            ))
+        if entries:
+            write_results(cfg.out, entries)
+        return entries

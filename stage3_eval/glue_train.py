@@ -1,0 +1,178 @@
+"""Fine-tuning and prediction: one loop for every encoder, every head and task-specific KD.
+
+The loss is the task's (cross-entropy, or MSE for STS-B) on labelled rows; with distillation
+targets (a fine-tuned teacher's logits, Tang et al. 2019) it becomes
+``alpha * label_loss + (1 - alpha) * MSE(outputs, targets)``, where augmented rows have no label
+and learn from the targets alone. There is no model selection: training runs a fixed number of
+epochs, so the dev sets that are reported are never looked at while training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from data.batching import token_budget_batches
+from stage3_eval.glue_model import GlueModel
+
+NO_LABEL = -1
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-4  # encoder learning rate
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # fraction of the steps with a linear warm-up
+    max_grad_norm: float = 1.0
+    kd_alpha: float = 0.5  # weight of the label loss when distillation targets are given
+
+
+@dataclass
+class Tokenized:
+    """Token ids of a split's sentences (``ids_b`` for pairs), tokenized once before training."""
+
+    ids_a: list[list[int]]
+    ids_b: list[list[int]] | None
+
+    def __len__(self) -> int:
+        return len(self.ids_a)
+
+    def rows(self, batch: np.ndarray) -> tuple[list[list[int]], list[list[int]] | None]:
+        ids_b = None if self.ids_b is None else [self.ids_b[i] for i in batch]
+        return [self.ids_a[i] for i in batch], ids_b
+
+    def lengths(self) -> list[int]:
+        if self.ids_b is None:
+            return [len(s) for s in self.ids_a]
+        return [max(len(a), len(b)) for a, b in zip(self.ids_a, self.ids_b, strict=True)]
+
+
+def tokenize(encoder, text_a: list[str], text_b: list[str] | None) -> Tokenized:
+    return Tokenized(encoder.tokenize(text_a), None if text_b is None else encoder.tokenize(text_b))
+
+
+def training_batches(lengths: list[int], batch_size: int, rng: np.random.Generator,
+                     pool: int = 50) -> list[np.ndarray]:
+    """Shuffled batches of similar-length rows: sort windows of ``pool`` batches by length.
+
+    Random enough for SGD, but a batch pads to rows of near equal length, which makes both
+    the LSTM and the transformer several times faster than uniformly random batches.
+    """
+    order = rng.permutation(len(lengths))
+    lengths_arr = np.asarray(lengths)
+    batches: list[np.ndarray] = []
+    window = batch_size * pool
+    for start in range(0, len(order), window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort(lengths_arr[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _optimizer(model: GlueModel, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = [{"params": list(model.head.parameters()), "lr": config.head_lr}]
+    if not model.freeze_encoder:
+        encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
+        groups.append({"params": encoder_params, "lr": config.lr})
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+
+
+def _schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: float):
+    warm = max(1, int(steps * warmup))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (steps - step) / max(1, steps - warm))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def batch_loss(outputs: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
+               regression: bool, alpha: float) -> torch.Tensor:
+    """Label loss on labelled rows, plus the MSE to the teacher's outputs when given."""
+    if regression:
+        labelled = ~torch.isnan(labels)
+        label_loss = F.mse_loss(outputs[labelled].squeeze(-1), labels[labelled]) \
+            if labelled.any() else outputs.sum() * 0.0
+    else:
+        labelled = labels != NO_LABEL
+        label_loss = F.cross_entropy(outputs[labelled], labels[labelled]) \
+            if labelled.any() else outputs.sum() * 0.0
+    if targets is None:
+        return label_loss
+    return alpha * label_loss + (1.0 - alpha) * F.mse_loss(outputs, targets)
+
+
+def fine_tune(
+    model: GlueModel,
+    data: Tokenized,
+    labels: np.ndarray,
+    config: TrainConfig,
+    *,
+    regression: bool,
+    seed: int,
+    targets: np.ndarray | None = None,
+    desc: str = "fine-tune",
+) -> list[float]:
+    """Train ``model`` in place; returns the mean loss of each epoch.
+
+    ``labels`` hold class ids (``NO_LABEL`` for unlabelled rows) or scores (NaN if unlabelled).
+    """
+    rng = np.random.default_rng(seed)
+    steps_per_epoch = -(-len(data) // config.batch_size)
+    optimizer = _optimizer(model, config)
+    scheduler = _schedule(optimizer, config.epochs * steps_per_epoch, config.warmup)
+    label_tensor = torch.as_tensor(labels, dtype=torch.float32 if regression else torch.long)
+    target_tensor = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    epoch_losses: list[float] = []
+    model.train()
+    with tqdm(total=config.epochs * len(data), desc=desc, unit="ex", unit_scale=True,
+              leave=False) as bar:
+        for _ in range(config.epochs):
+            total, seen = 0.0, 0
+            for batch in training_batches(data.lengths(), config.batch_size, rng):
+                outputs = model(*data.rows(batch))
+                index = torch.as_tensor(batch)
+                batch_targets = None if target_tensor is None else target_tensor[index].to(
+                    outputs.device)
+                loss = batch_loss(outputs, label_tensor[index].to(outputs.device), batch_targets,
+                                  regression, config.kd_alpha)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                total += loss.item() * len(batch)
+                seen += len(batch)
+                bar.update(len(batch))
+                bar.set_postfix(loss=f"{total / seen:.4f}")
+            epoch_losses.append(total / max(seen, 1))
+    model.eval()
+    return epoch_losses
+
+
+@torch.inference_mode()
+def predict(model: GlueModel, data: Tokenized, max_tokens: int = 8192,
+            desc: str = "predict") -> np.ndarray:
+    """Raw outputs ``[N, num_outputs]`` in input order (length-sorted batches inside)."""
+    model.eval()
+    outputs: np.ndarray | None = None
+    with tqdm(total=len(data), desc=desc, unit="ex", unit_scale=True, leave=False) as bar:
+        for batch in token_budget_batches(data.lengths(), max_tokens, max_rows=256):
+            result = model(*data.rows(batch)).float().cpu().numpy()
+            if outputs is None:
+                outputs = np.zeros((len(data), result.shape[1]), dtype=np.float32)
+            outputs[batch] = result
+            bar.update(len(batch))
+    if outputs is None:
+        return np.zeros((0, model.head.config["num_outputs"]), dtype=np.float32)
+    return outputs
