@@ -6,7 +6,7 @@ header name wherever the file has a header, so MNLI's train file (12 columns) an
 (16 columns) read alike; CoLA's labelled files have no header and are read by position, as GLUE
 does. Fields are split on tabs only and never unquoted: GLUE texts contain bare quote characters.
 
-``--data-dir hf`` reads the same tasks through ``datasets.load_dataset("glue", task)`` instead.
+``--data-dir hf`` reads the same tasks through ``datasets.load_dataset("nyu-mll/glue", task)``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from data.errors import PipelineError
 
 HF = "hf"
+HF_DATASET = "nyu-mll/glue"  # the hub's GLUE (the legacy id "glue" redirects here)
 
 
 @dataclass(frozen=True)
@@ -322,7 +323,7 @@ def _load_hub_task(task: GlueTask) -> TaskData:
     try:
         import datasets
 
-        splits = datasets.load_dataset("glue", task.name)
+        splits = datasets.load_dataset(HF_DATASET, task.name)
     except Exception as exc:  # the hub raises many types: offline, missing, network
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise PipelineError(f"cannot load GLUE task {task.name} from the hub: {first}") from None

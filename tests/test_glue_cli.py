@@ -9,7 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from tests.test_glue_data import write_glue_dir
+from tests.test_glue_data import single_thread, write_glue_dir  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 QUICK = ["--epochs", "1", "--batch-size", "8", "--hidden", "16", "--lr", "1e-3",
          "--device", "cpu"]

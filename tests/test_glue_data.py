@@ -118,6 +118,17 @@ def write_glue_dir(root: Path, rows: int = 24, skip: tuple[str, ...] = ()) -> Pa
 
 
 @pytest.fixture
+def single_thread():
+    """Tiny models run ~100x faster on one thread when the shared CPU is oversubscribed."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def glue_root(tmp_path: Path) -> Path:
     return write_glue_dir(tmp_path / "glue")
 

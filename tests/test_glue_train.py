@@ -21,7 +21,9 @@ from stage3_eval.glue_train import (
     tokenize,
     training_batches,
 )
-from tests.test_glue_data import write_glue_dir
+from tests.test_glue_data import single_thread, write_glue_dir  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class BagOfWords(nn.Module):
