@@ -110,7 +110,12 @@ def _check_embeddings(store: ShardStore) -> torch.Tensor:
 
 
 def _prepare_out(cfg: TrainConfig, ctx: DistContext) -> None:
-    """Refuse an output dir of another run; with --overwrite, clear only this tool's files."""
+    """Refuse an output dir of another run; with --overwrite, clear only this tool's files.
+
+    Rank 0 alone checks and writes; the other ranks wait at a barrier after it.
+    """
+    if not ctx.is_main:
+        return
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise PipelineError(f"{out}: exists and is not a directory")
@@ -126,8 +131,6 @@ def _prepare_out(cfg: TrainConfig, ctx: DistContext) -> None:
             )
     elif out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
         raise PipelineError(f"{out}: not empty and not a training run; use another --out")
-    if not ctx.is_main:
-        return
     if cfg.overwrite:
         for name in own:
             target = out / name
