@@ -31,8 +31,8 @@ demo: install
 
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) bench/encode_throughput.py
-	$(PY) bench/encode_memory.py
+	$(PY) -m bench.encode_throughput
+	$(PY) -m bench.encode_memory
 
 lint: install
 	$(BIN)/ruff check .
