@@ -196,6 +196,7 @@ def _curves_figure(curves: dict[str, list[dict[str, Any]]]):
 
 def _speed_quality_figure(data: RunData, speed: dict[str, float], sts: dict[str, float], name):
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for model in _models({"": sts}):
@@ -210,6 +211,9 @@ def _speed_quality_figure(data: RunData, speed: dict[str, float], sts: dict[str,
                 xytext=(5, 5),
             )
     ax.set_xscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:,.0f}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel("sentences / second (CPU, log scale)")
     ax.set_ylabel(f"{name} Spearman (zero-shot)")
     ax.set_title("speed vs quality (square: teacher)")
@@ -287,7 +291,7 @@ def _student_size(data: RunData, label: str | None) -> str:
 def summary_lines(data: RunData) -> list[str]:
     """The five-line summary: rows encoded, student size, speed-up, kNN recall@10, STS."""
     rows = sum(r["rows"] for m in data.manifests.values() for r in m["shards"].values())
-    teachers = sorted({Path(m["teacher"]["name_or_path"]).name for m in data.manifests.values()})
+    teachers = sorted({short(m["teacher"]["name_or_path"]) for m in data.manifests.values()})
     encoded = f"rows encoded: {rows:,}" + (f" (teacher {', '.join(teachers)})" if teachers else "")
     student = _student_label(data)
     speed = speeds(data)

@@ -150,3 +150,49 @@ def test_cli_probe_on_a_missing_shard_dir_fails_cleanly(tmp_path):
     )
     assert result.exit_code == 1
     assert "no such shard directory" in result.output
+
+
+@pytest.fixture(scope="module")
+def student_dir(shard_dir, tmp_path_factory) -> Path:
+    """A small untrained student saved as a Contract-2 directory (word-piece init from shards)."""
+    from safetensors.torch import load_file
+
+    from stage2_train import Student, StudentConfig
+
+    store = ShardStore(shard_dir)
+    (embeddings,) = load_file(str(store.input_embeddings_path)).values()
+    config = StudentConfig(hidden_size=16, output_dim=store.dim, normalize=store.normalized)
+    student = Student.untrained(config, store.tokenizer_dir, embeddings)
+    out = tmp_path_factory.mktemp("student") / "student"
+    student.save_pretrained(out)
+    return out
+
+
+def test_student_probe_through_the_cli_matches_brute_force(shard_dir, student_dir, tmp_path):
+    from stage2_train import Student
+
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "probe",
+            "--model",
+            str(student_dir),
+            "--targets",
+            str(shard_dir),
+            "--validation-fraction",
+            str(FRACTION),
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    entries = {
+        (e["task"], e["metric"]): e for e in json.loads((tmp_path / "results.json").read_text())
+    }
+    texts, teacher = read_validation(shard_dir)
+    model = Student.from_pretrained(student_dir).encode(texts).astype(np.float64)
+    for k in (1, 10):
+        expected = brute_force_recall(model, teacher, k)
+        assert entries[("knn-probe", f"recall@{k}")]["value"] == pytest.approx(expected, abs=1e-12)
+    assert entries[("knn-probe", "recall@1")]["extra"]["kind"] == "student"

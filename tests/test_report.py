@@ -117,7 +117,7 @@ def test_report_references_every_png_and_each_is_an_image(tmp_path):
 def test_summary_lines_state_the_numbers(tmp_path):
     lines = summary_lines(gather([make_run(tmp_path)]))
     assert len(lines) == 5
-    assert lines[0] == "rows encoded: 2,000 (teacher all-MiniLM-L6-v2)"
+    assert lines[0] == "rows encoded: 2,000 (teacher x/all-MiniLM-L6-v2)"
     assert lines[1].startswith("student size: 3.50M parameters")
     assert lines[2].startswith("speed-up over the teacher: 30.0x (9,000 vs 300 sentences/s)")
     assert lines[3] == "kNN recall@10: 0.720 (recall@1 0.610), mean cosine to the teacher 0.930"
