@@ -40,7 +40,7 @@ REFERENCE = {  # published GLUE dev results, x100 (the issue's table)
 def run_glue(model: str, name: str, args: argparse.Namespace, tasks: str, *extra: str) -> None:
     argv = ["eval", "glue", "--model", model, "--name", name, "--tasks", tasks,
             "--data-dir", str(args.data_dir), "--out", str(args.out), "--seeds", str(args.seeds),
-            "--device", args.device, *extra]
+            "--device", args.device, "--no-predict-test", *extra]
     if args.max_train_examples:
         argv += ["--max-train-examples", str(args.max_train_examples)]
     if args.epochs:

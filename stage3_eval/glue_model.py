@@ -47,6 +47,12 @@ class GlueHead(nn.Module):
             nn.Linear(hidden, num_outputs),
         )
 
+    def start_at(self, value: float) -> None:
+        """Set the output bias, e.g. to the mean STS-B score: a regression head that starts at
+        0 spends its first hundreds of steps only moving its bias to the 0-5 scale."""
+        with torch.no_grad():
+            self.mlp[-1].bias.fill_(value)
+
     def forward(self, u: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
         if self.pair:
             if v is None:

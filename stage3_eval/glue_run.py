@@ -118,8 +118,10 @@ class GlueRunner:
         seed_everything(seed)
         encoder = self.factory.build()
         head = GlueHead(int(encoder.dim), task.num_outputs, task.is_pair, cfg.hidden, cfg.dropout)
-        model = GlueModel(encoder, head, cfg.freeze_encoder).to(cfg.device)
         train = data.train.sample(cfg.max_train_examples)  # type: ignore[union-attr]
+        if task.is_regression:
+            head.start_at(float(np.mean(train.labels)))
+        model = GlueModel(encoder, head, cfg.freeze_encoder).to(cfg.device)
         labels, targets = train.labels, None
         if cfg.kd_teacher is not None:
             train, targets = self._distillation_set(train, encoder)

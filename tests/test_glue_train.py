@@ -141,3 +141,11 @@ def test_finetuned_teacher_round_trips(glue_root, tiny_teacher_dir, tmp_path):
     dev = load_task(TASKS["mnli"], glue_root).evals[0]
     again = predict(loaded, tokenize(loaded.encoder, dev.text_a, dev.text_b))
     np.testing.assert_allclose(again, outputs, atol=1e-5)
+
+
+def test_regression_head_starts_at_the_given_score():
+    head = GlueHead(4, 1, pair=True, hidden=8, dropout=0.0)
+    head.start_at(2.5)
+    torch.nn.init.zeros_(head.mlp[-1].weight)  # leaves the output bias alone
+    out = head(torch.randn(3, 4), torch.randn(3, 4))
+    torch.testing.assert_close(out, torch.full((3, 1), 2.5))
