@@ -1,0 +1,102 @@
+"""Fault injection for stage 1: SIGKILL at random points, re-run, compare with a clean run."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+from click.testing import CliRunner
+
+from data import shards
+from pipeline.cli import main
+from tests.conftest import tiny_corpus_lines
+
+pytestmark = pytest.mark.slow
+
+
+def _command(corpus: Path, out: Path, teacher: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "encode",
+        str(corpus),
+        "--out",
+        str(out),
+        "--teacher",
+        str(teacher),
+        "--shard-size",
+        "60",
+        "--device",
+        "cpu",
+        "--dedup",
+    ]
+
+
+def _shard_count(directory: Path) -> int:
+    return len(shards.list_shard_files(directory)) if directory.is_dir() else 0
+
+
+def _contents(directory: Path) -> dict[str, tuple]:
+    found = {}
+    for path in shards.list_shard_files(directory):
+        with h5py.File(path, "r") as handle:
+            found[path.name] = (
+                handle["embedding"][()].tobytes(),
+                tuple(row.tobytes() for row in handle["input_ids"][()]),
+                tuple(handle["text"][()]),
+                handle["line"][()].tobytes(),
+            )
+    return found
+
+
+def test_random_sigkills_lose_and_double_nothing(tmp_path, tiny_teacher_dir) -> None:
+    corpus = tmp_path / "corpus.txt"
+    lines = tiny_corpus_lines(60) * 40  # 2,400 lines with duplicates: dedup state is tested too
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run(
+        _command(corpus, clean, tiny_teacher_dir), env=env, check=True, capture_output=True
+    )
+    total = _shard_count(clean)
+
+    rng = random.Random(1234)
+    kills = 0
+    for _ in range(6):
+        before = _shard_count(killed)
+        if before == total:
+            break
+        process = subprocess.Popen(
+            _command(corpus, killed, tiny_teacher_dir),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # Wait until this run has made progress, then kill after a random few milliseconds:
+        # the kill lands inside a batch, inside a shard write, or between shards.
+        deadline = time.time() + 60
+        while _shard_count(killed) <= before and process.poll() is None and time.time() < deadline:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.05))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 5, f"only {kills} kills landed mid-run"
+
+    result = CliRunner().invoke(main, _command(corpus, killed, tiny_teacher_dir)[3:])
+    assert result.exit_code == 0, result.output
+    assert _contents(killed) == _contents(clean)
+    assert not [p.name for p in killed.iterdir() if ".tmp" in p.name]
+    verify = CliRunner().invoke(main, ["shards", "verify", str(killed)])
+    assert verify.exit_code == 0, verify.output
+    rows = sum(len(c[3]) // 8 for c in _contents(killed).values())
+    assert rows == len(set(lines))  # 0 lost, 0 doubled
