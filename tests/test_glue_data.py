@@ -237,6 +237,10 @@ def test_real_glue_files_have_the_official_counts(glue_dir: Path):
     for name, (train, dev) in counts.items():
         data = load_task(TASKS[name], glue_dir)
         assert len(data.train) == train and [len(s) for s in data.evals] == dev, name
+    label_counts = {"cola": [2528, 6023], "sst2": [29780, 37569], "mrpc": [1194, 2474],
+                    "rte": [1249, 1241], "wnli": [323, 312]}  # SOURCES.md; RTE: entailment first
+    for name, counts in label_counts.items():
+        assert np.bincount(load_task(TASKS[name], glue_dir).train.labels).tolist() == counts
     qnli = load_task(TASKS["qnli"], glue_dir)
     assert qnli.train is None and len(qnli.evals[0]) == 5463
     assert np.bincount(qnli.evals[0].labels).tolist() == [2702, 2761]
