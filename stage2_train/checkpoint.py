@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -78,9 +80,30 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         optimizer.load_state_dict(trainer["optimizer"])
         torch.set_rng_state(trainer["torch_rng"])
         state = TrainState(**json.loads((path / "state.json").read_text(encoding="utf-8")))
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, SafetensorError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PipelineError(
-            f"{path}: cannot resume from this checkpoint ({first}); delete it to use an older one"
-        ) from None
+        raise PipelineError(f"{path}: cannot resume from this checkpoint ({first})") from None
     return state
+
+
+def resume_latest(
+    out: Path, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[TrainState, Path | None]:
+    """Restore the newest checkpoint that loads; a corrupt one is skipped with a warning.
+
+    Storage can damage a checkpoint after its atomic rename (a full disk, a bad copy); losing
+    ``checkpoint_every`` steps beats refusing to resume. Every successful load overwrites all of
+    model, optimizer and RNG, so a half-applied corrupt checkpoint leaves no trace.
+    """
+    found = checkpoint_dirs(out)
+    for path in reversed(found):
+        try:
+            return load_checkpoint(path, model, optimizer), path
+        except PipelineError as exc:
+            print(f"warning: {exc}; trying an older checkpoint", file=sys.stderr)
+    if found:
+        raise PipelineError(
+            f"{Path(out) / CHECKPOINTS}: none of the {len(found)} checkpoint(s) loads; "
+            "delete the folder to start over"
+        )
+    return TrainState(), None

@@ -29,8 +29,7 @@ from data.stream import BatchLoader, ValidationSet, plan_epoch, scan_shards, ste
 from stage2_train.checkpoint import (
     CHECKPOINTS,
     TrainState,
-    latest_checkpoint,
-    load_checkpoint,
+    resume_latest,
     save_checkpoint,
 )
 from stage2_train.config import StudentConfig
@@ -279,10 +278,7 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
     })
     student = Student.untrained(model_cfg, store.tokenizer_dir, embeddings).to(ctx.device)
     optimizer = _optimizer(student, cfg)
-    state = TrainState()
-    resume_from = latest_checkpoint(cfg.out)
-    if resume_from is not None:
-        state = load_checkpoint(resume_from, student, optimizer)
+    state, resume_from = resume_latest(cfg.out, student, optimizer)
     model: torch.nn.Module = student
     if ctx.active:
         model = torch.nn.parallel.DistributedDataParallel(student)
