@@ -93,8 +93,10 @@ def train(targets, out, hidden_size, layers, connection, pooling, head, embed_pr
 @click.option("--out", "-o", default=None, type=click.Path(path_type=Path),
               help="Output .npy [default: FILE with suffix .npy]")
 @click.option("--batch-size", default=256, type=click.IntRange(1))
+@click.option("--int8/--fp32", default=True,
+              help="int8 dynamic quantization for inference (fast on CPU), or float32.")
 @click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
-def embed(file, model, out, batch_size, threads) -> None:
+def embed(file, model, out, batch_size, int8, threads) -> None:
     """Write the student's vectors for FILE (one text per line, .txt or .txt.gz) as .npy.
 
     Row i of the output is the vector of the i-th non-blank line.
@@ -112,6 +114,8 @@ def embed(file, model, out, batch_size, threads) -> None:
     if threads:
         torch.set_num_threads(threads)
     student = Student.from_pretrained(model)
+    if int8:
+        student = student.quantized()
     texts = [text for _, text in iter_lines(files)]
     if not texts:
         raise PipelineError(f"{file}: no non-blank line to embed")

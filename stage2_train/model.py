@@ -9,6 +9,7 @@ connections are applied to the packed data directly, which keeps deeper stacks c
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,6 +161,23 @@ class Student(nn.Module):
         write_file_atomic(directory / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
         if card is not None:
             write_file_atomic(directory / CARD_FILE, card)
+
+    def quantized(self) -> Student:
+        """An int8 copy for CPU inference: dynamic quantization of the LSTM and linear layers.
+
+        Weights are stored in int8 and activations quantized on the fly, which makes ``encode``
+        several times faster on CPU at a cosine of ~0.99999 to the float model (measured in
+        docs/student.md). Inference only: it is not differentiable; fine-tune the float model.
+        """
+        import warnings
+
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():  # torch.ao's own deprecation notices, not actionable
+            warnings.simplefilter("ignore")
+            return quantize_dynamic(
+                copy.deepcopy(self).eval(), {nn.LSTM, nn.Linear}, dtype=torch.qint8
+            )
 
     # ------------------------------------------------------------------------------- compute
 
