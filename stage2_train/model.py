@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -132,8 +133,12 @@ class Student(nn.Module):
             raise PipelineError(f"{config_path}: corrupt config ({exc})") from None
         student = cls(config, load_tokenizer(directory / TOKENIZER_DIR))
         try:
-            student.load_state_dict(load_file(str(weights)))
-        except (RuntimeError, OSError) as exc:
+            tensors = load_file(str(weights))
+        except (SafetensorError, OSError) as exc:
+            raise PipelineError(f"{weights}: not a safetensors file ({exc})") from None
+        try:
+            student.load_state_dict(tensors)
+        except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise PipelineError(f"{weights}: weights do not fit {CONFIG_FILE} ({first})") from None
         return student.eval()
