@@ -77,7 +77,8 @@ def table(scores: dict, timing: dict, tasks: list[str]) -> str:
         cells = [f"{m:.1f} ± {np.std(by_task[t], ddof=1):.1f}" if len(by_task.get(t, [])) > 1
                  else ("–" if np.isnan(m) else f"{m:.1f}") for t, m in zip(tasks, means,
                                                                            strict=True)]
-        rows.append(f"| {model} | " + " | ".join(cells) + f" | {np.nanmean(means):.1f} |")
+        mean = "–" if np.isnan(means).any() else f"{np.mean(means):.1f}"  # only over all tasks
+        rows.append(f"| {model} | " + " | ".join(cells) + f" | {mean} |")
     for name, ref in REFERENCE.items():
         values = [ref[t] for t in tasks]
         rows.append(f"| {name} (published) | " + " | ".join(f"{v:.1f}" for v in values)
