@@ -7,6 +7,7 @@ else is skipped; stage 1 derives each line's shard from it.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -126,21 +127,44 @@ def _decode(raw: bytes, path: Path, number: int, strict: bool, stats: LineStats)
         return raw.decode("utf-8", errors="replace")
 
 
-def fingerprint(files: list[Path]) -> CorpusFingerprint:
-    """Hash the corpus bytes and count its lines in one streaming pass."""
+def fingerprint(files: list[Path], *, strict: bool = False) -> CorpusFingerprint:
+    """Hash the corpus bytes and count its lines in one streaming pass.
+
+    With ``strict`` the same pass checks that every byte is valid UTF-8, so that ``--strict``
+    fails before any output is written rather than when the reader reaches the bad line.
+    """
     digest = hashlib.sha256()
     lines = 0
     last = b"\n"
     for path in files:
+        decoder = codecs.getincrementaldecoder("utf-8")() if strict else None
         with _open_bytes(path) as handle:
             try:
                 for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                    if decoder is not None:
+                        _check_utf8(decoder, block, path, lines)
                     digest.update(block)
                     lines += block.count(b"\n")
                     last = block[-1:]
             except (OSError, EOFError) as exc:
                 raise PipelineError(f"{path}: cannot read ({exc})") from None
+        if decoder is not None:
+            _check_utf8(decoder, b"", path, lines, final=True)
         if last != b"\n":
             lines += 1  # a final line without newline still counts
             last = b"\n"
     return CorpusFingerprint([str(p) for p in files], digest.hexdigest(), lines)
+
+
+def _check_utf8(
+    decoder: codecs.IncrementalDecoder, block: bytes, path: Path, lines_before: int,
+    final: bool = False,
+) -> None:
+    pending = len(decoder.getstate()[0])  # bytes of a character split across blocks
+    try:
+        decoder.decode(block, final)
+    except UnicodeDecodeError as exc:
+        line = lines_before + block[: max(0, exc.start - pending)].count(b"\n") + 1
+        raise PipelineError(
+            f"{path}: invalid UTF-8 at corpus line {line}; drop --strict to replace it"
+        ) from None

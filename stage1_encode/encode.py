@@ -74,7 +74,7 @@ def owned_shards(total: int, num_tasks: int, task_index: int) -> list[int]:
 def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) -> EncodeSummary:
     """Encode the shards this task owns that are not complete yet; return what was done."""
     files = resolve_corpus(corpus)
-    corpus_id = fingerprint(files)
+    corpus_id = fingerprint(files, strict=cfg.strict)
     total = shards.shard_count(corpus_id.lines, cfg.shard_size)
     manifest = {
         "format_version": shards.FORMAT_VERSION,
