@@ -174,7 +174,7 @@ def read_shard(path: Path) -> ShardData:
             missing = [key for key in DATASETS if key not in handle]
             if missing:
                 raise PipelineError(f"{path}: not a shard (missing datasets {missing})")
-            return ShardData(
+            data = ShardData(
                 embedding=handle["embedding"][()],
                 input_ids=list(handle["input_ids"][()]),
                 text=[t.decode("utf-8") for t in handle["text"][()]],
@@ -182,6 +182,19 @@ def read_shard(path: Path) -> ShardData:
             )
     except (OSError, KeyError, ValueError) as exc:
         raise PipelineError(f"{path}: unreadable shard ({exc}); re-run encode") from None
+    check_finite(path, data.embedding, data.line)
+    return data
+
+
+def check_finite(path: Path, embedding: np.ndarray, lines: np.ndarray) -> None:
+    """Refuse NaN or infinite teacher vectors: they would poison training and every metric."""
+    finite = np.isfinite(embedding).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise PipelineError(
+            f"{path}: NaN or infinite teacher vector at row {bad} (corpus line "
+            f"{int(lines[bad]) + 1}); re-encode this shard"
+        )
 
 
 def is_validation(lines: np.ndarray, fraction: float) -> np.ndarray:

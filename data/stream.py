@@ -27,7 +27,7 @@ import torch
 
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
-from data.shards import ShardData, ShardStore, is_validation, read_shard
+from data.shards import ShardData, ShardStore, check_finite, is_validation, read_shard
 
 
 @dataclass
@@ -96,13 +96,7 @@ def scan_shards(
                 lines = handle["line"][()]
         except (OSError, KeyError, ValueError) as exc:
             raise PipelineError(f"{path}: unreadable shard ({exc}); re-run encode") from None
-        finite = np.isfinite(embedding).all(axis=1)
-        if not finite.all():
-            bad = int(np.flatnonzero(~finite)[0])
-            raise PipelineError(
-                f"{path}: NaN or infinite teacher vector at row {bad} (corpus line "
-                f"{int(lines[bad]) + 1}); re-encode this shard"
-            )
+        check_finite(path, embedding, lines)
         held_out = is_validation(lines, val_fraction)
         lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
         index.append(ShardIndex(path, lengths, np.flatnonzero(~held_out)))
