@@ -60,9 +60,6 @@ class Encoder:
 
 def load_encoder(spec: str, *, device: str = "cpu", batch_size: int = 256) -> Encoder:
     """``spec`` is a student dir, ``teacher``, or an HF encoder name/folder (the teacher path)."""
-    import torch
-
-    torch.set_grad_enabled(False)
     if spec != TEACHER and is_student_dir(spec):
         try:
             from stage2_train import Student
