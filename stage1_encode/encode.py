@@ -86,11 +86,11 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
         "num_shards": total,
         "dedup": cfg.dedup,
     }
+    mine = owned_shards(total, cfg.num_shards, cfg.shard_index)  # check before writing
     _prepare_out(cfg.out, cfg.overwrite)
     shards.init_manifest(cfg.out, manifest)
     _save_tokenizer_and_embeddings(cfg.out, teacher)
 
-    mine = owned_shards(total, cfg.num_shards, cfg.shard_index)
     names = {i: shards.shard_name(i, total) for i in mine}
     _remove_stale_temporaries(cfg.out, names.values())
     done = [i for i in mine if (cfg.out / names[i]).is_file()]
