@@ -23,7 +23,7 @@ from pipeline.runtime import DEVICES, resolve_device
               default="max_mean")
 @click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear",
               help="Projection to the teacher's dimension.")
-@click.option("--embed-proj", default=0, type=click.IntRange(0),
+@click.option("--embed-proj", default=128, type=click.IntRange(0),
               help="Low-rank projection of the word-piece embeddings (0: none).")
 @click.option("--dropout", default=0.0, type=click.FloatRange(0, 0.9))
 @click.option("--batch-size", default=128, type=click.IntRange(1), help="Sentences per step.")

@@ -22,7 +22,7 @@ class StudentConfig:
 
     vocab_size: int = 0
     embed_dim: int = 0
-    embed_proj: int = 0  # 0: use the teacher's embedding width; else a low-rank projection to it
+    embed_proj: int = 128  # low-rank projection of the word-pieces; 0: the teacher's width
     hidden_size: int = 256
     num_layers: int = 1
     connection: str = "residual"  # between BiLSTM layers when num_layers > 1
