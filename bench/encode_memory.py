@@ -38,8 +38,9 @@ def peak_rss_mib(args: list[str]) -> tuple[float, float]:
     """(peak RSS in MiB, seconds) of one child process."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=env,
-                               stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args], env=env, stdout=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
         raise SystemExit(f"pipeline {' '.join(args)} failed with status {status}")
@@ -57,17 +58,32 @@ def main() -> None:
         for size in args.sizes:
             corpus = Path(tmp) / f"corpus-{size}.txt"
             write_corpus(corpus, size)
-            rss, seconds = peak_rss_mib(["encode", str(corpus), "--out", f"{tmp}/shards-{size}",
-                                         "--shard-size", str(args.shard_size),
-                                         "--max-length", str(args.max_length), "--device", "cpu"])
-            runs.append({"lines": size, "peak_rss_mib": round(rss, 1),
-                         "seconds": round(seconds, 1)})
-    write_result("encode_memory", {
-        "shard_size": args.shard_size,
-        "max_length": args.max_length,
-        "runs": runs,
-        "rss_ratio_largest_vs_smallest": runs[-1]["peak_rss_mib"] / runs[0]["peak_rss_mib"],
-    })
+            rss, seconds = peak_rss_mib(
+                [
+                    "encode",
+                    str(corpus),
+                    "--out",
+                    f"{tmp}/shards-{size}",
+                    "--shard-size",
+                    str(args.shard_size),
+                    "--max-length",
+                    str(args.max_length),
+                    "--device",
+                    "cpu",
+                ]
+            )
+            runs.append(
+                {"lines": size, "peak_rss_mib": round(rss, 1), "seconds": round(seconds, 1)}
+            )
+    write_result(
+        "encode_memory",
+        {
+            "shard_size": args.shard_size,
+            "max_length": args.max_length,
+            "runs": runs,
+            "rss_ratio_largest_vs_smallest": runs[-1]["peak_rss_mib"] / runs[0]["peak_rss_mib"],
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Stage-1 throughput: `pipeline encode` vs sentence-transformers vs a naive HF loop, one run.
 
 All three encode the same 5,000 lines of nltk_brown with the embedded teacher on the CPU, in the
-same process, so the ratios are comparable even on a noisy shared machine. Writes
-bench/results/encode_throughput.json.
+same process. On a shared, noisy machine the two fast contenders run alternately ``--repeats``
+times and each keeps its best time, so a burst of load from elsewhere does not decide the ratio.
+Writes bench/results/encode_throughput.json.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from bench.common import corpus_lines, write_result  # noqa: E402
-from stage1_encode.encode import EncodeConfig, run_encode  # noqa: E402
-from stage1_encode.teacher import Teacher, embedded_teacher_path  # noqa: E402
+from bench.common import corpus_lines, write_result
+from stage1_encode.encode import EncodeConfig, run_encode
+from stage1_encode.teacher import Teacher, embedded_teacher_path
 
 
 def time_pipeline(lines: list[str], max_tokens: int) -> float:
@@ -54,8 +55,13 @@ def time_naive(lines: list[str]) -> float:
     tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
     start = time.perf_counter()
     for i in range(0, len(lines), 64):
-        batch = tokenizer(lines[i : i + 64], padding="max_length", truncation=True,
-                          max_length=128, return_tensors="pt")
+        batch = tokenizer(
+            lines[i : i + 64],
+            padding="max_length",
+            truncation=True,
+            max_length=128,
+            return_tensors="pt",
+        )
         hidden = model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1)
         np.asarray((hidden * mask).sum(1) / mask.sum(1))
@@ -66,23 +72,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=5000)
     parser.add_argument("--max-tokens", type=int, default=8192)
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     lines = corpus_lines("nltk_brown.txt.gz", args.lines)
-    seconds = {
-        "pipeline_encode": time_pipeline(lines, args.max_tokens),
-        "sentence_transformers": time_sentence_transformers(lines),
-        "naive_hf_loop": time_naive(lines),
-    }
+    runs: dict[str, list[float]] = {"pipeline_encode": [], "sentence_transformers": []}
+    for _ in range(args.repeats):
+        runs["pipeline_encode"].append(time_pipeline(lines, args.max_tokens))
+        runs["sentence_transformers"].append(time_sentence_transformers(lines))
+    seconds = {name: min(times) for name, times in runs.items()}
+    seconds["naive_hf_loop"] = time_naive(lines)
     rates = {name: len(lines) / s for name, s in seconds.items()}
-    write_result("encode_throughput", {
-        "lines": len(lines),
-        "max_tokens": args.max_tokens,
-        "seconds": seconds,
-        "sentences_per_second": rates,
-        "speedup_vs_sentence_transformers": rates["pipeline_encode"] / rates["sentence_transformers"],
-        "speedup_vs_naive": rates["pipeline_encode"] / rates["naive_hf_loop"],
-        "target_vs_sentence_transformers": 1.3,
-    })
+    write_result(
+        "encode_throughput",
+        {
+            "lines": len(lines),
+            "max_tokens": args.max_tokens,
+            "all_seconds": runs,
+            "seconds": seconds,
+            "sentences_per_second": rates,
+            "speedup_vs_sentence_transformers": rates["pipeline_encode"]
+            / rates["sentence_transformers"],
+            "speedup_vs_naive": rates["pipeline_encode"] / rates["naive_hf_loop"],
+            "target_vs_sentence_transformers": 1.3,
+        },
+    )
 
 
 if __name__ == "__main__":
