@@ -172,7 +172,8 @@ def _bars(table: dict[str, dict[str, float]], title: str, ylabel: str, scale: fl
     ax.set_xticks(np.arange(len(groups)), groups)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    # Below the axes: bars reach the top of the plot, where a legend would hide their labels.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(models))
     return fig
 
 
@@ -194,6 +195,16 @@ def _curves_figure(curves: dict[str, list[dict[str, Any]]]):
     return fig
 
 
+def _plain_number(value: float, _position: int) -> str:
+    return f"{value:,.0f}"
+
+
+def _sparse_minor(value: float, _position: int) -> str:
+    """Label only the 2× and 5× minor ticks of a log axis, so labels never collide."""
+    leading = round(value / 10 ** np.floor(np.log10(value)))
+    return _plain_number(value, _position) if leading in (2, 5) else ""
+
+
 def _speed_quality_figure(data: RunData, speed: dict[str, float], sts: dict[str, float], name):
     import matplotlib.pyplot as plt
     import matplotlib.ticker
@@ -211,9 +222,8 @@ def _speed_quality_figure(data: RunData, speed: dict[str, float], sts: dict[str,
                 xytext=(5, 5),
             )
     ax.set_xscale("log")
-    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:,.0f}")
-    ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(plain)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_plain_number))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(_sparse_minor))
     ax.set_xlabel("sentences / second (CPU, log scale)")
     ax.set_ylabel(f"{name} Spearman (zero-shot)")
     ax.set_title("speed vs quality (square: teacher)")
@@ -367,7 +377,7 @@ def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
     sections = []
     for name, (caption, fig) in figures(data).items():
         fig.tight_layout()
-        fig.savefig(out.parent / name, dpi=110)
+        fig.savefig(out.parent / name, dpi=110, bbox_inches="tight")
         plt.close(fig)
         sections.append(f"<h2>{html.escape(caption)}</h2><img src='{name}' alt='{name}'>")
     summary = summary_lines(data)
