@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from pipeline.runtime import DEVICES, array_task, resolve_device
+from pipeline.options import device_option
+from pipeline.runtime import array_task, resolve_device
 
 
 @click.command()
@@ -28,7 +29,7 @@ from pipeline.runtime import DEVICES, array_task, resolve_device
 @click.option("--max-tokens", default=8192, type=click.IntRange(64), help="Padded tokens/batch.")
 @click.option("--shard-size", default=10_000, type=click.IntRange(1), help="Corpus lines/shard.")
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16")
-@click.option("--device", type=click.Choice(DEVICES), default="auto")
+@device_option
 @click.option("--num-shards", type=click.IntRange(1), default=None, help="Array task count K.")
 @click.option("--shard-index", type=click.IntRange(0), default=None, help="This task, 0..K-1.")
 @click.option("--dedup", is_flag=True, help="Drop exact duplicate texts (counted).")

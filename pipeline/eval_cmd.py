@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.runtime import DEVICES, resolve_device
+from pipeline.options import device_option, encode_batch_option, results_out_option
+from pipeline.runtime import resolve_device
 
 MODEL_HELP = "Student dir, 'teacher' (embedded) or an HF encoder path; repeat to compare."
 
@@ -33,15 +34,9 @@ def _load(specs: tuple[str, ...], device: str, batch_size: int):
     type=click.Path(path_type=Path),
     help="STS-B dev.tsv layout or sentence1<TAB>sentence2<TAB>score; repeatable.",
 )
-@click.option(
-    "--out",
-    "-o",
-    default=Path("results"),
-    type=click.Path(path_type=Path),
-    help="Directory for results.json and results.md.",
-)
-@click.option("--batch-size", default=256, type=click.IntRange(1), help="Student batch size.")
-@click.option("--device", type=click.Choice(DEVICES), default="cpu")
+@results_out_option
+@encode_batch_option
+@device_option
 def sts_cmd(models, files, out, batch_size, device) -> None:
     """Zero-shot cosine Pearson and Spearman (x100 in the table) on STS files."""
     from data.sts import read_sts
@@ -94,15 +89,9 @@ def sts_cmd(models, files, out, batch_size, device) -> None:
     default="exact",
     help="faiss search; ivf/hnsw are approximate, for large sets.",
 )
-@click.option(
-    "--out",
-    "-o",
-    default=Path("results"),
-    type=click.Path(path_type=Path),
-    help="Directory for results.json and results.md.",
-)
-@click.option("--batch-size", default=256, type=click.IntRange(1), help="Student batch size.")
-@click.option("--device", type=click.Choice(DEVICES), default="cpu")
+@results_out_option
+@encode_batch_option
+@device_option
 def probe_cmd(
     models, targets, validation_fraction, max_rows, ks, index_kind, out, batch_size, device
 ) -> None:

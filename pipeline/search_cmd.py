@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from pipeline.runtime import DEVICES, resolve_device
+from pipeline.options import device_option, encode_batch_option
+from pipeline.runtime import resolve_device
 
 
 @click.command("index")
@@ -29,8 +30,8 @@ from pipeline.runtime import DEVICES, resolve_device
     default="exact",
     help="faiss index; ivf/hnsw answer faster on millions of texts, approximately.",
 )
-@click.option("--batch-size", default=256, type=click.IntRange(1), help="Student batch size.")
-@click.option("--device", type=click.Choice(DEVICES), default="cpu")
+@encode_batch_option
+@device_option
 @click.option("--overwrite", is_flag=True, help="Replace an index of another model or corpus.")
 def index_cmd(model, corpus, out, kind, batch_size, device, overwrite) -> None:
     """Encode a text collection and write a faiss index directory (streaming, resumable as a no-op

@@ -7,24 +7,47 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from pipeline.runtime import DEVICES, resolve_device
+from pipeline.options import device_option
+from pipeline.runtime import resolve_device
 
 
 @click.command()
-@click.option("--targets", required=True, type=click.Path(path_type=Path),
-              help="Shard dir written by `pipeline encode`.")
-@click.option("--out", "-o", default=Path("runs/student"), type=click.Path(path_type=Path),
-              help="Student dir (Contract 2); re-running resumes from its last checkpoint.")
+@click.option(
+    "--targets",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Shard dir written by `pipeline encode`.",
+)
+@click.option(
+    "--out",
+    "-o",
+    default=Path("runs/student"),
+    type=click.Path(path_type=Path),
+    help="Student dir (Contract 2); re-running resumes from its last checkpoint.",
+)
 @click.option("--hidden-size", default=256, type=click.IntRange(8), help="LSTM units/direction.")
 @click.option("--layers", default=1, type=click.IntRange(1, 8), help="BiLSTM layers.")
-@click.option("--connection", type=click.Choice(["residual", "dense"]), default="residual",
-              help="Between layers, when --layers > 1.")
-@click.option("--pooling", type=click.Choice(["max", "mean", "max_mean", "attention"]),
-              default="max_mean")
-@click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear",
-              help="Projection to the teacher's dimension.")
-@click.option("--embed-proj", default=128, type=click.IntRange(0),
-              help="Low-rank projection of the word-piece embeddings (0: none).")
+@click.option(
+    "--connection",
+    type=click.Choice(["residual", "dense"]),
+    default="residual",
+    help="Between layers, when --layers > 1.",
+)
+@click.option(
+    "--pooling", type=click.Choice(["max", "mean", "max_mean", "attention"]), default="max_mean"
+)
+@click.option(
+    "--head",
+    type=click.Choice(["linear", "mlp"]),
+    default="linear",
+    help="Projection to the teacher's dimension.",
+)
+@click.option(
+    "--embed-proj",
+    default=128,
+    type=click.IntRange(0),
+    help="Low-rank projection of the word-piece embeddings (0: none).",
+)
 @click.option("--dropout", default=0.0, type=click.FloatRange(0, 0.9))
 @click.option("--batch-size", default=128, type=click.IntRange(1), help="Sentences per step.")
 @click.option("--max-tokens", default=16384, type=click.IntRange(64), help="Padded tokens/step.")
@@ -36,25 +59,66 @@ from pipeline.runtime import DEVICES, resolve_device
 @click.option("--cos-weight", default=1.0, type=click.FloatRange(0))
 @click.option("--epochs", default=3, type=click.IntRange(1))
 @click.option("--max-steps", default=None, type=click.IntRange(1), help="Overrides --epochs.")
-@click.option("--time-budget", default=None, type=click.FloatRange(0, min_open=True),
-              help="Minutes of training; the LR decays to zero as it runs out.")
-@click.option("--val-fraction", default=0.01, type=click.FloatRange(0, 0.5),
-              help="Held-out share of the corpus lines.")
+@click.option(
+    "--time-budget",
+    default=None,
+    type=click.FloatRange(0, min_open=True),
+    help="Minutes of training; the LR decays to zero as it runs out.",
+)
+@click.option(
+    "--val-fraction",
+    default=0.01,
+    type=click.FloatRange(0, 0.5),
+    help="Held-out share of the corpus lines.",
+)
 @click.option("--val-rows", default=2000, type=click.IntRange(0), help="Max validation rows.")
 @click.option("--val-every", default=500, type=click.IntRange(1), help="Steps between evals.")
-@click.option("--sts-dev", default=None, type=click.Path(path_type=Path),
-              help="GLUE STS-B dev.tsv: log zero-shot Spearman at each evaluation.")
+@click.option(
+    "--sts-dev",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="GLUE STS-B dev.tsv: log zero-shot Spearman at each evaluation.",
+)
 @click.option("--checkpoint-every", default=500, type=click.IntRange(1))
 @click.option("--keep-checkpoints", default=2, type=click.IntRange(1))
 @click.option("--seed", default=0, type=int)
-@click.option("--device", type=click.Choice(DEVICES), default="auto")
+@device_option
 @click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
 @click.option("--overwrite", is_flag=True, help="Replace a run of another configuration in --out.")
 @click.option("--progress/--no-progress", default=True, help="Show a tqdm bar.")
-def train(targets, out, hidden_size, layers, connection, pooling, head, embed_proj, dropout,
-          batch_size, max_tokens, lr, weight_decay, warmup, clip, mse_weight, cos_weight, epochs,
-          max_steps, time_budget, val_fraction, val_rows, val_every, sts_dev, checkpoint_every,
-          keep_checkpoints, seed, device, threads, overwrite, progress) -> None:
+def train(
+    targets,
+    out,
+    hidden_size,
+    layers,
+    connection,
+    pooling,
+    head,
+    embed_proj,
+    dropout,
+    batch_size,
+    max_tokens,
+    lr,
+    weight_decay,
+    warmup,
+    clip,
+    mse_weight,
+    cos_weight,
+    epochs,
+    max_steps,
+    time_budget,
+    val_fraction,
+    val_rows,
+    val_every,
+    sts_dev,
+    checkpoint_every,
+    keep_checkpoints,
+    seed,
+    device,
+    threads,
+    overwrite,
+    progress,
+) -> None:
     """Stage 2: train the BiLSTM student on the teacher vectors cached in --targets.
 
     The teacher is never loaded. Re-running the same command resumes from the newest
@@ -64,15 +128,40 @@ def train(targets, out, hidden_size, layers, connection, pooling, head, embed_pr
     from stage2_train.train import TrainConfig
     from stage2_train.train import train as run_train
 
-    student = StudentConfig(hidden_size=hidden_size, num_layers=layers, connection=connection,
-                            pooling=pooling, head=head, embed_proj=embed_proj, dropout=dropout)
+    student = StudentConfig(
+        hidden_size=hidden_size,
+        num_layers=layers,
+        connection=connection,
+        pooling=pooling,
+        head=head,
+        embed_proj=embed_proj,
+        dropout=dropout,
+    )
     cfg = TrainConfig(
-        targets=targets, out=out, student=student, batch_size=batch_size, max_tokens=max_tokens,
-        lr=lr, weight_decay=weight_decay, warmup=warmup, clip=clip, mse_weight=mse_weight,
-        cos_weight=cos_weight, epochs=epochs, max_steps=max_steps, time_budget=time_budget,
-        val_fraction=val_fraction, val_rows=val_rows, val_every=val_every, sts_dev=sts_dev,
-        checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, seed=seed,
-        device=str(resolve_device(device)), threads=threads, overwrite=overwrite,
+        targets=targets,
+        out=out,
+        student=student,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup=warmup,
+        clip=clip,
+        mse_weight=mse_weight,
+        cos_weight=cos_weight,
+        epochs=epochs,
+        max_steps=max_steps,
+        time_budget=time_budget,
+        val_fraction=val_fraction,
+        val_rows=val_rows,
+        val_every=val_every,
+        sts_dev=sts_dev,
+        checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints,
+        seed=seed,
+        device=str(resolve_device(device)),
+        threads=threads,
+        overwrite=overwrite,
         progress=progress,
     )
     result = run_train(cfg)
@@ -88,13 +177,26 @@ def train(targets, out, hidden_size, layers, connection, pooling, head, embed_pr
 
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--model", "-m", required=True, type=click.Path(path_type=Path),
-              help="Student dir written by `pipeline train`.")
-@click.option("--out", "-o", default=None, type=click.Path(path_type=Path),
-              help="Output .npy [default: FILE with suffix .npy]")
+@click.option(
+    "--model",
+    "-m",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Student dir written by `pipeline train`.",
+)
+@click.option(
+    "--out",
+    "-o",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Output .npy [default: FILE with suffix .npy]",
+)
 @click.option("--batch-size", default=256, type=click.IntRange(1))
-@click.option("--int8/--fp32", default=True,
-              help="int8 dynamic quantization for inference (fast on CPU), or float32.")
+@click.option(
+    "--int8/--fp32",
+    default=True,
+    help="int8 dynamic quantization for inference (fast on CPU), or float32.",
+)
 @click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
 def embed(file, model, out, batch_size, int8, threads) -> None:
     """Write the student's vectors for FILE (one text per line, .txt or .txt.gz) as .npy.
