@@ -32,15 +32,38 @@ from stage3_eval.results import load_results
 AVAILABLE = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli")
 REFERENCE = {  # published GLUE dev results, x100 (the issue's table)
     "ELMo": {"cola": 44.1, "sst2": 91.5, "mrpc": 76.6, "stsb": 70.4, "rte": 53.4, "wnli": 56.3},
-    "BERT-base": {"cola": 56.3, "sst2": 92.7, "mrpc": 88.6, "stsb": 89.0, "rte": 69.3,
-                  "wnli": 53.5},
+    "BERT-base": {
+        "cola": 56.3,
+        "sst2": 92.7,
+        "mrpc": 88.6,
+        "stsb": 89.0,
+        "rte": 69.3,
+        "wnli": 53.5,
+    },
 }
 
 
 def run_glue(model: str, name: str, args: argparse.Namespace, tasks: str, *extra: str) -> None:
-    argv = ["eval", "glue", "--model", model, "--name", name, "--tasks", tasks,
-            "--data-dir", str(args.data_dir), "--out", str(args.out), "--seeds", str(args.seeds),
-            "--device", args.device, "--no-predict-test", *extra]
+    argv = [
+        "eval",
+        "glue",
+        "--model",
+        model,
+        "--name",
+        name,
+        "--tasks",
+        tasks,
+        "--data-dir",
+        str(args.data_dir),
+        "--out",
+        str(args.out),
+        "--seeds",
+        str(args.seeds),
+        "--device",
+        args.device,
+        "--no-predict-test",
+        *extra,
+    ]
     if args.max_train_examples:
         argv += ["--max-train-examples", str(args.max_train_examples)]
     if args.epochs:
@@ -65,8 +88,9 @@ def scores_by_model(out: Path) -> tuple[dict[str, dict[str, list[float]]], dict]
     scores: dict[str, dict[str, list[float]]] = {}
     for (model, task, _), splits in sorted(per_seed.items()):
         scores.setdefault(model, {}).setdefault(task, []).append(100 * task_score(splits))
-    timing = {m: {t: float(np.mean(v)) for t, v in tasks.items() if v}
-              for m, tasks in seconds.items()}
+    timing = {
+        m: {t: float(np.mean(v)) for t, v in tasks.items() if v} for m, tasks in seconds.items()
+    }
     return scores, timing
 
 
@@ -74,24 +98,34 @@ def table(scores: dict, timing: dict, tasks: list[str]) -> str:
     rows = ["| model | " + " | ".join(tasks) + " | mean |", "|---|" + "---|" * (len(tasks) + 1)]
     for model, by_task in scores.items():
         means = [np.mean(by_task[t]) if t in by_task else np.nan for t in tasks]
-        cells = [f"{m:.1f} ± {np.std(by_task[t], ddof=1):.1f}" if len(by_task.get(t, [])) > 1
-                 else ("–" if np.isnan(m) else f"{m:.1f}") for t, m in zip(tasks, means,
-                                                                           strict=True)]
+        cells = [
+            f"{m:.1f} ± {np.std(by_task[t], ddof=1):.1f}"
+            if len(by_task.get(t, [])) > 1
+            else ("–" if np.isnan(m) else f"{m:.1f}")
+            for t, m in zip(tasks, means, strict=True)
+        ]
         mean = "–" if np.isnan(means).any() else f"{np.mean(means):.1f}"  # only over all tasks
         rows.append(f"| {model} | " + " | ".join(cells) + f" | {mean} |")
     for name, ref in REFERENCE.items():
         values = [ref[t] for t in tasks]
-        rows.append(f"| {name} (published) | " + " | ".join(f"{v:.1f}" for v in values)
-                    + f" | {np.mean(values):.1f} |")
+        rows.append(
+            f"| {name} (published) | "
+            + " | ".join(f"{v:.1f}" for v in values)
+            + f" | {np.mean(values):.1f} |"
+        )
     rows += ["", "| seconds per run | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
     for model, by_task in timing.items():
-        rows.append(f"| {model} | " + " | ".join(f"{by_task[t]:.0f}" if t in by_task else "–"
-                                                  for t in tasks) + " |")
+        rows.append(
+            f"| {model} | "
+            + " | ".join(f"{by_task[t]:.0f}" if t in by_task else "–" for t in tasks)
+            + " |"
+        )
     return "\n".join(rows) + "\n"
 
 
 def targets(scores: dict, tasks: list[str]) -> dict[str, bool | None]:
     """The issue's targets, None where a model needed for the check did not run."""
+
     def mean(model: str, task: str) -> float | None:
         values = scores.get(model, {}).get(task)
         return float(np.mean(values)) if values else None
@@ -105,7 +139,8 @@ def targets(scores: dict, tasks: list[str]) -> dict[str, bool | None]:
     student = [mean("student", t) for t in tasks]
     elmo = float(np.mean([REFERENCE["ELMo"][t] for t in tasks]))
     checks[f"student mean > ELMo mean {elmo:.1f}"] = (
-        None if None in student else float(np.mean(student)) > elmo)  # type: ignore[arg-type]
+        None if None in student else float(np.mean(student)) > elmo
+    )  # type: ignore[arg-type]
     kd, plain = mean("student+kd", "sst2"), mean("student", "sst2")
     checks["KD adds on SST-2"] = None if kd is None or plain is None else kd > plain
     return checks
@@ -138,26 +173,41 @@ def main_bench() -> None:
         config = ["--student-config", str(args.student)] if have_student else []
         run_glue("scratch", "scratch", args, ",".join(tasks), *config, *teacher_opt)
     if "teacher" in models:
-        run_glue(args.teacher or "teacher", "teacher", args, ",".join(tasks),
-                 "--save-finetuned", str(finetuned))
+        run_glue(
+            args.teacher or "teacher",
+            "teacher",
+            args,
+            ",".join(tasks),
+            "--save-finetuned",
+            str(finetuned),
+        )
     if args.kd_tasks and have_student and finetuned.is_dir():
-        run_glue(str(args.student), "student+kd", args, args.kd_tasks,
-                 "--kd-teacher", str(finetuned))
+        run_glue(
+            str(args.student), "student+kd", args, args.kd_tasks, "--kd-teacher", str(finetuned)
+        )
     scores, timing = scores_by_model(args.out)
     markdown = table(scores, timing, tasks)
     print(markdown)
-    write_result("glue", {
-        "budget": {"seeds": args.seeds, "epochs": args.epochs or "per task",
-                   "max_train_examples": args.max_train_examples, "tasks": tasks},
-        "comparable_to_published": args.max_train_examples is None and args.epochs is None,
-        "scores_x100": {m: {t: float(np.mean(v)) for t, v in s.items()}
-                        for m, s in scores.items()},
-        "seconds_per_run": timing,
-        "reference": REFERENCE,
-        "targets": targets(scores, tasks),
-        "table": markdown,
-        "results_dir": str(args.out),
-    })
+    write_result(
+        "glue",
+        {
+            "budget": {
+                "seeds": args.seeds,
+                "epochs": args.epochs or "per task",
+                "max_train_examples": args.max_train_examples,
+                "tasks": tasks,
+            },
+            "comparable_to_published": args.max_train_examples is None and args.epochs is None,
+            "scores_x100": {
+                m: {t: float(np.mean(v)) for t, v in s.items()} for m, s in scores.items()
+            },
+            "seconds_per_run": timing,
+            "reference": REFERENCE,
+            "targets": targets(scores, tasks),
+            "table": markdown,
+            "results_dir": str(args.out),
+        },
+    )
 
 
 if __name__ == "__main__":

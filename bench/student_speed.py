@@ -65,34 +65,50 @@ def main() -> None:
     def teacher_encode(texts):
         return teacher.encode(texts, batch_size=32, show_progress_bar=False)
 
-    rows = [{"encoder": "teacher all-MiniLM-L6-v2 (sentence-transformers)",
-             "parameters": sum(p.numel() for p in teacher.parameters()),
-             "sentences_per_second": timed(teacher_encode, lines),
-             "sts_b_dev_spearman": None if pairs is None else spearman(teacher_encode, pairs)}]
+    rows = [
+        {
+            "encoder": "teacher all-MiniLM-L6-v2 (sentence-transformers)",
+            "parameters": sum(p.numel() for p in teacher.parameters()),
+            "sentences_per_second": timed(teacher_encode, lines),
+            "sts_b_dev_spearman": None if pairs is None else spearman(teacher_encode, pairs),
+        }
+    ]
     teacher_rate, teacher_sts = rows[0]["sentences_per_second"], rows[0]["sts_b_dev_spearman"]
     for directory in args.students:
         student = Student.from_pretrained(directory)
         config = student.config
         for precision, model in (("fp32", student), ("int8", student.quantized())):
+
             def encode(texts, model=model):
                 return model.encode(texts, batch_size=args.batch_size)
 
             rate = timed(encode, lines)
             sts = None if pairs is None else spearman(encode, pairs)
-            rows.append({
-                "encoder": f"{directory} ({precision})",
-                "hidden_size": config.hidden_size, "layers": config.num_layers,
-                "pooling": config.pooling, "precision": precision,
-                "parameters": student.num_parameters(),
-                "sentences_per_second": rate,
-                "speedup_vs_teacher": rate / teacher_rate,
-                "sts_b_dev_spearman": sts,
-                "sts_share_of_teacher": None if sts is None else sts / teacher_sts,
-            })
-    write_result("student_speed", {
-        "lines": len(lines), "batch_size": args.batch_size, "threads": torch.get_num_threads(),
-        "rows": rows, "target_speedup": 10.0, "target_sts_share": 0.95,
-    })
+            rows.append(
+                {
+                    "encoder": f"{directory} ({precision})",
+                    "hidden_size": config.hidden_size,
+                    "layers": config.num_layers,
+                    "pooling": config.pooling,
+                    "precision": precision,
+                    "parameters": student.num_parameters(),
+                    "sentences_per_second": rate,
+                    "speedup_vs_teacher": rate / teacher_rate,
+                    "sts_b_dev_spearman": sts,
+                    "sts_share_of_teacher": None if sts is None else sts / teacher_sts,
+                }
+            )
+    write_result(
+        "student_speed",
+        {
+            "lines": len(lines),
+            "batch_size": args.batch_size,
+            "threads": torch.get_num_threads(),
+            "rows": rows,
+            "target_speedup": 10.0,
+            "target_sts_share": 0.95,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,18 @@ def main() -> None:
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="More `pipeline train` args.")
     args = parser.parse_args()
     extra = [a for a in args.train_args if a != "--"]
-    command = ["train", "--targets", str(args.targets), "--out", str(args.out),
-               "--time-budget", str(args.time_budget), "--sts-dev", str(args.sts_dev), *extra]
+    command = [
+        "train",
+        "--targets",
+        str(args.targets),
+        "--out",
+        str(args.out),
+        "--time-budget",
+        str(args.time_budget),
+        "--sts-dev",
+        str(args.sts_dev),
+        *extra,
+    ]
     result = CliRunner().invoke(pipeline_main, command, catch_exceptions=False)
     print(result.output)
     if result.exit_code != 0:
@@ -51,23 +61,30 @@ def main() -> None:
     waits = [r["data_wait_share"] for r in records if "data_wait_share" in r]
     evals = [r for r in records if "val_cosine" in r]
     sts = summary.get("sts_dev", {}).get("spearman")
-    write_result("train_quality", {
-        "command": "pipeline " + " ".join(command),
-        "parameters": summary["parameters"],
-        "corpus_rows": summary["corpus_rows"],
-        "steps": summary["steps"],
-        "sentences_seen": summary["sentences_seen"],
-        "train_seconds": summary["train_seconds"],
-        "train_sentences_per_second": summary["sentences_per_second"],
-        "train_sentences_per_second_median_window": statistics.median(rates) if rates else None,
-        "data_wait_share_mean": statistics.fmean(waits) if waits else None,
-        "validation": summary["validation"],
-        "sts_b_dev_spearman": sts,
-        "teacher_sts_b_dev_spearman": args.teacher_sts,
-        "sts_share_of_teacher": None if sts is None else sts / args.teacher_sts,
-        "curve": [{k: r.get(k) for k in ("step", "val_cosine", "sts_spearman")} for r in evals],
-        "targets": {"sts_share": 0.95, "train_sentences_per_second": 300, "data_wait_share": 0.10},
-    })
+    write_result(
+        "train_quality",
+        {
+            "command": "pipeline " + " ".join(command),
+            "parameters": summary["parameters"],
+            "corpus_rows": summary["corpus_rows"],
+            "steps": summary["steps"],
+            "sentences_seen": summary["sentences_seen"],
+            "train_seconds": summary["train_seconds"],
+            "train_sentences_per_second": summary["sentences_per_second"],
+            "train_sentences_per_second_median_window": statistics.median(rates) if rates else None,
+            "data_wait_share_mean": statistics.fmean(waits) if waits else None,
+            "validation": summary["validation"],
+            "sts_b_dev_spearman": sts,
+            "teacher_sts_b_dev_spearman": args.teacher_sts,
+            "sts_share_of_teacher": None if sts is None else sts / args.teacher_sts,
+            "curve": [{k: r.get(k) for k in ("step", "val_cosine", "sts_spearman")} for r in evals],
+            "targets": {
+                "sts_share": 0.95,
+                "train_sentences_per_second": 300,
+                "data_wait_share": 0.10,
+            },
+        },
+    )
 
 
 if __name__ == "__main__":

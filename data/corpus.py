@@ -157,7 +157,10 @@ def fingerprint(files: list[Path], *, strict: bool = False) -> CorpusFingerprint
 
 
 def _check_utf8(
-    decoder: codecs.IncrementalDecoder, block: bytes, path: Path, lines_before: int,
+    decoder: codecs.IncrementalDecoder,
+    block: bytes,
+    path: Path,
+    lines_before: int,
     final: bool = False,
 ) -> None:
     pending = len(decoder.getstate()[0])  # bytes of a character split across blocks

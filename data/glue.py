@@ -69,8 +69,18 @@ class GlueTask:
         return 1 if self.is_regression else len(self.labels)
 
 
-def _task(name, folder, labels, metrics, text, label, hf_text, *, test_index="index",
-          labelled: Layout | None = None) -> GlueTask:
+def _task(
+    name,
+    folder,
+    labels,
+    metrics,
+    text,
+    label,
+    hf_text,
+    *,
+    test_index="index",
+    labelled: Layout | None = None,
+) -> GlueTask:
     """A task with one train, one dev and one test file (all but MNLI)."""
     return GlueTask(
         name=name,
@@ -92,14 +102,37 @@ _PAIR = ("sentence1", "sentence2")
 TASKS: dict[str, GlueTask] = {
     t.name: t
     for t in (
-        _task("cola", "CoLA", _BINARY, ("matthews",), ("sentence",), None, ("sentence",),
-              labelled=Layout(False, (3,), label=1, columns=4)),
+        _task(
+            "cola",
+            "CoLA",
+            _BINARY,
+            ("matthews",),
+            ("sentence",),
+            None,
+            ("sentence",),
+            labelled=Layout(False, (3,), label=1, columns=4),
+        ),
         _task("sst2", "SST-2", _BINARY, ("accuracy",), ("sentence",), "label", ("sentence",)),
-        _task("mrpc", "MRPC", _BINARY, ("f1", "accuracy"), ("#1 String", "#2 String"),
-              "Quality", _PAIR),
+        _task(
+            "mrpc",
+            "MRPC",
+            _BINARY,
+            ("f1", "accuracy"),
+            ("#1 String", "#2 String"),
+            "Quality",
+            _PAIR,
+        ),
         _task("stsb", "STS-B", (), ("pearson", "spearman"), _PAIR, "score", _PAIR),
-        _task("qqp", "QQP", _BINARY, ("f1", "accuracy"), ("question1", "question2"),
-              "is_duplicate", ("question1", "question2"), test_index="id"),
+        _task(
+            "qqp",
+            "QQP",
+            _BINARY,
+            ("f1", "accuracy"),
+            ("question1", "question2"),
+            "is_duplicate",
+            ("question1", "question2"),
+            test_index="id",
+        ),
         GlueTask(
             name="mnli",
             folder="MNLI",
@@ -117,8 +150,15 @@ TASKS: dict[str, GlueTask] = {
                 EvalSplit("mnli-mm", "test_mismatched", "test_mismatched", "MNLI-mm.tsv"),
             ),
         ),
-        _task("qnli", "QNLI", _ENTAIL, ("accuracy",), ("question", "sentence"), "label",
-              ("question", "sentence")),
+        _task(
+            "qnli",
+            "QNLI",
+            _ENTAIL,
+            ("accuracy",),
+            ("question", "sentence"),
+            "label",
+            ("question", "sentence"),
+        ),
         _task("rte", "RTE", _ENTAIL, ("accuracy",), _PAIR, "label", _PAIR),
         # WNLI's files say 1 for entailment; the hub names id 0 "not_entailment", so ids agree.
         _task("wnli", "WNLI", _BINARY, ("accuracy",), _PAIR, "label", _PAIR),
@@ -138,8 +178,9 @@ def resolve_tasks(spec: str) -> list[GlueTask]:
         if not key:
             continue
         if key not in _ALIASES:
-            raise PipelineError(f"unknown GLUE task {raw.strip()!r}; choose from all, "
-                                + ", ".join(TASKS))
+            raise PipelineError(
+                f"unknown GLUE task {raw.strip()!r}; choose from all, " + ", ".join(TASKS)
+            )
         if TASKS[_ALIASES[key]] not in tasks:
             tasks.append(TASKS[_ALIASES[key]])
     if not tasks:
@@ -336,6 +377,9 @@ def _load_hub_task(task: GlueTask) -> TaskData:
     train = get("train", "train")
     evals = [s for e in task.evals if (s := get(e.hf_split, e.name))]
     tests = [s for e in task.tests if (s := get(e.hf_split, e.name))]
-    missing = [f"hf:glue/{task.name}/{s}" for s in ("train",
-               *(e.hf_split for e in task.evals)) if s not in splits]
+    missing = [
+        f"hf:glue/{task.name}/{s}"
+        for s in ("train", *(e.hf_split for e in task.evals))
+        if s not in splits
+    ]
     return TaskData(task, train, evals, tests, missing)

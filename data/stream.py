@@ -135,8 +135,10 @@ def plan_epoch(
     for start in range(0, len(mine), window_shards):
         window = mine[start : start + window_shards]
         pairs = np.concatenate(
-            [np.stack([np.full(len(index[s].train_rows), s), index[s].train_rows], 1)
-             for s in window]
+            [
+                np.stack([np.full(len(index[s].train_rows), s), index[s].train_rows], 1)
+                for s in window
+            ]
         )
         pairs = pairs[rng.permutation(len(pairs))]
         for begin in range(0, len(pairs), chunk_rows):

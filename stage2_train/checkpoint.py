@@ -81,8 +81,15 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         optimizer.load_state_dict(trainer["optimizer"])
         torch.set_rng_state(trainer["torch_rng"])
         state = TrainState(**json.loads((path / "state.json").read_text(encoding="utf-8")))
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, SafetensorError,
-            pickle.UnpicklingError) as exc:  # weights_only refuses a pickled object
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        SafetensorError,
+        pickle.UnpicklingError,
+    ) as exc:  # weights_only refuses a pickled object
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PipelineError(f"{path}: cannot resume from this checkpoint ({first})") from None
     return state

@@ -49,7 +49,8 @@ def model_card(config: dict[str, Any], summary: dict[str, Any]) -> str:
         f"- pooling: {config['pooling']}; head: {config['head']} → {config['output_dim']} "
         f"dimensions{', L2-normalised' if config['normalize'] else ''}",
         f"- parameters: {summary.get('parameters', 'n/a'):,}"
-        if isinstance(summary.get("parameters"), int) else "- parameters: n/a",
+        if isinstance(summary.get("parameters"), int)
+        else "- parameters: n/a",
         f"- max length: {config['max_length']} tokens",
         "",
         "## Teacher and data",

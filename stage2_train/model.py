@@ -99,8 +99,10 @@ class Student(nn.Module):
     ) -> Student:
         """A fresh student whose word-piece embeddings start as a copy of the teacher's."""
         vocab, width = input_embeddings.shape
-        for name, want, got in (("vocab_size", config.vocab_size, vocab),
-                                ("embed_dim", config.embed_dim, width)):
+        for name, want, got in (
+            ("vocab_size", config.vocab_size, vocab),
+            ("embed_dim", config.embed_dim, width),
+        ):
             if want and want != got:
                 raise PipelineError(f"student config {name}={want} but the embeddings have {got}")
         tokenizer = load_tokenizer(tokenizer_dir)

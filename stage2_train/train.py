@@ -40,8 +40,19 @@ from stage2_train.model import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FI
 TRAIN_CONFIG = "train_config.json"
 METRICS = "metrics.jsonl"
 # Options that may change between a run and its resumption without changing the weights.
-_VOLATILE = ("out", "targets", "progress", "threads", "overwrite", "device", "val_every",
-             "sts_dev", "checkpoint_every", "keep_checkpoints", "log_every")
+_VOLATILE = (
+    "out",
+    "targets",
+    "progress",
+    "threads",
+    "overwrite",
+    "device",
+    "val_every",
+    "sts_dev",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "log_every",
+)
 
 
 @dataclass
@@ -221,7 +232,8 @@ class MetricsLog:
         self.enabled = enabled
         if enabled and path.is_file():
             kept = [
-                line for line in path.read_text(encoding="utf-8").splitlines()
+                line
+                for line in path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= resume_step
             ]
             write_file_atomic(path, "".join(f"{line}\n" for line in kept))
@@ -262,8 +274,12 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
         from data.sts import read_sts
 
         sts_pairs = read_sts(cfg.sts_dev)
-    plan_args = {"seed": cfg.seed, "batch_size": cfg.batch_size, "max_tokens": cfg.max_tokens,
-                 "window_shards": cfg.window_shards}
+    plan_args = {
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "max_tokens": cfg.max_tokens,
+        "window_shards": cfg.window_shards,
+    }
     total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch(
         index, ctx.world, epoch=0, **plan_args
     )
@@ -272,10 +288,15 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
 
     torch.manual_seed(cfg.seed)
     teacher = store.manifest["teacher"]
-    model_cfg = StudentConfig.from_dict({
-        **cfg.student.to_dict(), "output_dim": store.dim, "normalize": store.normalized,
-        "max_length": int(teacher.get("max_length", 128)), "teacher": teacher,
-    })
+    model_cfg = StudentConfig.from_dict(
+        {
+            **cfg.student.to_dict(),
+            "output_dim": store.dim,
+            "normalize": store.normalized,
+            "max_length": int(teacher.get("max_length", 128)),
+            "teacher": teacher,
+        }
+    )
     student = Student.untrained(model_cfg, store.tokenizer_dir, embeddings).to(ctx.device)
     optimizer = _optimizer(student, cfg)
     state, resume_from = resume_latest(cfg.out, student, optimizer)
@@ -285,10 +306,18 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
 
     log = MetricsLog(Path(cfg.out) / METRICS, ctx.is_main, state.step)
     if ctx.is_main and resume_from is not None:
-        tqdm.write(f"resuming from {resume_from.name} (step {state.step} of {total_steps})",
-                   file=sys.stderr)
-    bar = tqdm(total=total_steps, initial=state.step, unit="step", desc="train",
-               disable=not (cfg.progress and ctx.is_main), dynamic_ncols=True)
+        tqdm.write(
+            f"resuming from {resume_from.name} (step {state.step} of {total_steps})",
+            file=sys.stderr,
+        )
+    bar = tqdm(
+        total=total_steps,
+        initial=state.step,
+        unit="step",
+        desc="train",
+        disable=not (cfg.progress and ctx.is_main),
+        dynamic_ncols=True,
+    )
     window = {"start": time.perf_counter(), "sentences": 0, "wait": 0.0, "loss": 0.0, "n": 0}
     budget = cfg.time_budget * 60 if cfg.time_budget else None
     run_start, seconds_before = time.perf_counter(), state.train_seconds
@@ -313,8 +342,12 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
             continue
         plan = plan_epoch(index, epoch=state.epoch, rank=ctx.rank, world=ctx.world, **plan_args)
-        loader = BatchLoader(index, plan[state.batch_in_epoch : per_epoch], student.pad_id,
-                             cache_shards=cfg.window_shards)
+        loader = BatchLoader(
+            index,
+            plan[state.batch_in_epoch : per_epoch],
+            student.pad_id,
+            cache_shards=cfg.window_shards,
+        )
         batches = iter(loader)
         while state.batch_in_epoch < per_epoch and not finished():
             waited = time.perf_counter()
@@ -379,17 +412,30 @@ def _window_record(window: dict[str, Any], lr: float) -> dict[str, Any]:
     return record
 
 
-def _checkpoint(cfg: TrainConfig, ctx: DistContext, student: Student,
-                optimizer: torch.optim.Optimizer, state: TrainState, seconds: float) -> None:
+def _checkpoint(
+    cfg: TrainConfig,
+    ctx: DistContext,
+    student: Student,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    seconds: float,
+) -> None:
     state.train_seconds = seconds
     if ctx.is_main:
         save_checkpoint(cfg.out, student, optimizer, state, cfg.keep_checkpoints)
     barrier(ctx)
 
 
-def _summary(cfg: TrainConfig, ctx: DistContext, store: ShardStore, student: Student,
-             state: TrainState, val: ValidationSet, final: dict[str, Any],
-             sts_pairs: Any) -> dict[str, Any]:
+def _summary(
+    cfg: TrainConfig,
+    ctx: DistContext,
+    store: ShardStore,
+    student: Student,
+    state: TrainState,
+    val: ValidationSet,
+    final: dict[str, Any],
+    sts_pairs: Any,
+) -> dict[str, Any]:
     seconds = state.train_seconds
     summary: dict[str, Any] = {
         "targets": str(store.directory),
@@ -405,13 +451,16 @@ def _summary(cfg: TrainConfig, ctx: DistContext, store: ShardStore, student: Stu
         "world_size": ctx.world,
         "loss_spec": f"{cfg.mse_weight} × MSE + {cfg.cos_weight} × (1 − cosine)",
         "optimizer": f"AdamW lr {cfg.lr}, weight decay {cfg.weight_decay}, warmup "
-                     f"{cfg.warmup:.0%}, linear decay, clip {cfg.clip}, batch {cfg.batch_size}",
+        f"{cfg.warmup:.0%}, linear decay, clip {cfg.clip}, batch {cfg.batch_size}",
         "seed": cfg.seed,
         "validation": {k.removeprefix("val_"): v for k, v in final.items() if k.startswith("val_")},
     }
     if sts_pairs is not None and "sts_spearman" in final:
-        summary["sts_dev"] = {"name": sts_pairs.name, "path": str(sts_pairs.path),
-                              "spearman": final["sts_spearman"]}
+        summary["sts_dev"] = {
+            "name": sts_pairs.name,
+            "path": str(sts_pairs.path),
+            "spearman": final["sts_spearman"],
+        }
     if math.isnan(summary["validation"].get("cosine", 0.0)):
         raise PipelineError("training diverged: validation cosine is NaN; lower --lr")
     return summary

@@ -59,8 +59,11 @@ def augment(split: GlueSplit, config: AugmentConfig, seed: int = 0) -> GlueSplit
             if b is not None:
                 text_b.append(b)
     regression = split.task.is_regression
-    labels = np.full(len(text_a), np.nan if regression else NO_LABEL,
-                     dtype=np.float32 if regression else np.int64)
+    labels = np.full(
+        len(text_a),
+        np.nan if regression else NO_LABEL,
+        dtype=np.float32 if regression else np.int64,
+    )
     return GlueSplit(
         task=split.task,
         name=f"{split.name}-augmented",

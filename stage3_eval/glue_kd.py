@@ -30,14 +30,19 @@ def distillation_set(
     task = train.task
     folder = Path(kd_dir) / task.name
     if not folder.is_dir():
-        raise PipelineError(f"{folder}: no fine-tuned teacher for {task.name} (make it with "
-                            f"pipeline eval glue --model teacher --tasks {task.name} "
-                            f"--save-finetuned {kd_dir})")
+        raise PipelineError(
+            f"{folder}: no fine-tuned teacher for {task.name} (make it with "
+            f"pipeline eval glue --model teacher --tasks {task.name} "
+            f"--save-finetuned {kd_dir})"
+        )
     teacher, meta = load_finetuned(folder, device)
     if meta.get("task") != task.name or teacher.head.config["num_outputs"] != task.num_outputs:
         raise PipelineError(f"{folder}: fine-tuned for {meta.get('task')!r}, not {task.name}")
     data = concatenate(train, augment(train, augment_config, seed))
-    outputs = predict(teacher, tokenize(teacher.encoder, data.text_a, data.text_b),
-                      desc=f"{task.name} teacher targets")
+    outputs = predict(
+        teacher,
+        tokenize(teacher.encoder, data.text_a, data.text_b),
+        desc=f"{task.name} teacher targets",
+    )
     del teacher
     return data, outputs

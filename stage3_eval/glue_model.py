@@ -31,12 +31,18 @@ class GlueHead(nn.Module):
     teacher's vectors are L2-normalised (entries near 0.05), a scratch model's are not.
     """
 
-    def __init__(self, dim: int, num_outputs: int, pair: bool, hidden: int = 512,
-                 dropout: float = 0.1):
+    def __init__(
+        self, dim: int, num_outputs: int, pair: bool, hidden: int = 512, dropout: float = 0.1
+    ):
         super().__init__()
         self.pair = pair
-        self.config = {"dim": dim, "num_outputs": num_outputs, "pair": pair, "hidden": hidden,
-                       "dropout": dropout}
+        self.config = {
+            "dim": dim,
+            "num_outputs": num_outputs,
+            "pair": pair,
+            "hidden": hidden,
+            "dropout": dropout,
+        }
         width = 4 * dim if pair else dim
         self.mlp = nn.Sequential(
             nn.LayerNorm(width),
@@ -90,7 +96,7 @@ class GlueModel(nn.Module):
             vectors = self.encoder(input_ids.to(self.device), mask.to(self.device))
         if ids_b is None:
             return self.head(vectors)
-        return self.head(vectors[: len(ids_a)], vectors[len(ids_a):])
+        return self.head(vectors[: len(ids_a)], vectors[len(ids_a) :])
 
 
 def encoder_kind(encoder: nn.Module) -> str:
@@ -108,13 +114,18 @@ def save_finetuned(model: GlueModel, folder: Path, meta: dict[str, Any]) -> None
     if kind == "teacher":
         encoder.model.save_pretrained(str(folder / ENCODER_DIR))
         encoder.tokenizer.save_pretrained(str(folder / ENCODER_DIR))
-        encoder_meta = {"pooling": encoder.pooling, "normalize": encoder.normalize,
-                        "max_length": encoder.max_length}
+        encoder_meta = {
+            "pooling": encoder.pooling,
+            "normalize": encoder.normalize,
+            "max_length": encoder.max_length,
+        }
     else:
         encoder.save_pretrained(folder / ENCODER_DIR)
         encoder_meta = {}
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
-              str(folder / HEAD_FILE))
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
+        str(folder / HEAD_FILE),
+    )
     payload = {**meta, "encoder": {"kind": kind, **encoder_meta}, "head": model.head.config}
     (folder / META_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
@@ -123,15 +134,21 @@ def load_finetuned(folder: Path, device: torch.device | str = "cpu") -> tuple[Gl
     """A model written by :func:`save_finetuned`, in eval mode, and its metadata."""
     meta_path = folder / META_FILE
     if not meta_path.is_file():
-        raise PipelineError(f"{folder}: not a fine-tuned GLUE model (no {META_FILE}); "
-                            "make one with pipeline eval glue --save-finetuned")
+        raise PipelineError(
+            f"{folder}: not a fine-tuned GLUE model (no {META_FILE}); "
+            "make one with pipeline eval glue --save-finetuned"
+        )
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     spec = meta["encoder"]
     if spec["kind"] == "teacher":
         from stage1_encode.teacher import Teacher
 
-        encoder: nn.Module = Teacher(str(folder / ENCODER_DIR), pooling=spec["pooling"],
-                                     normalize=spec["normalize"], max_length=spec["max_length"])
+        encoder: nn.Module = Teacher(
+            str(folder / ENCODER_DIR),
+            pooling=spec["pooling"],
+            normalize=spec["normalize"],
+            max_length=spec["max_length"],
+        )
     else:
         from stage2_train import Student
 

@@ -21,8 +21,9 @@ def glue_entries(results: list[Result]) -> list[Result]:
     return [r for r in results if r.extra.get("benchmark") == BENCHMARK]
 
 
-def stored_scores(results: list[Result], task: GlueTask, model: str,
-                  seed: int) -> dict[str, dict[str, float]] | None:
+def stored_scores(
+    results: list[Result], task: GlueTask, model: str, seed: int
+) -> dict[str, dict[str, float]] | None:
     """``{split: {metric: value}}`` already recorded for (task, model, seed), else None."""
     found: dict[str, dict[str, float]] = defaultdict(dict)
     for r in glue_entries(results):
@@ -53,8 +54,13 @@ def summary_table(results: list[Result]) -> str:
         if task and r.seconds is not None and (task, r.model, r.seed) not in timed:
             timed.add((task, r.model, r.seed))
             seconds[(task, r.model)].append(r.seconds)
-    rows = [(e.name, m) for t in TASKS.values() for e in t.evals for m in t.metrics
-            if any(values.get((e.name, m, model)) for model in models)]
+    rows = [
+        (e.name, m)
+        for t in TASKS.values()
+        for e in t.evals
+        for m in t.metrics
+        if any(values.get((e.name, m, model)) for model in models)
+    ]
     rows.append(("glue", "score"))
     head = "| task | metric | " + " | ".join(models) + " |"
     rule = "|---|---|" + "---|" * len(models)
@@ -62,11 +68,16 @@ def summary_table(results: list[Result]) -> str:
     for task, metric in rows:
         cells = " | ".join(_cell(values.get((task, metric, m), [])) for m in models)
         lines.append(f"| {task} | {metric} | {cells} |")
-    lines += ["", "| seconds per run | " + " | ".join(models) + " |",
-              "|---|" + "---|" * len(models)]
+    lines += [
+        "",
+        "| seconds per run | " + " | ".join(models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
     for name in TASKS:
         if any((name, m) in seconds for m in models):
-            cells = " | ".join(f"{np.mean(seconds[(name, m)]):.0f}" if (name, m) in seconds
-                               else "–" for m in models)
+            cells = " | ".join(
+                f"{np.mean(seconds[(name, m)]):.0f}" if (name, m) in seconds else "–"
+                for m in models
+            )
             lines.append(f"| {name} | {cells} |")
     return "\n".join(lines) + "\n"

@@ -29,8 +29,17 @@ from stage3_eval.glue_train import TrainConfig, fine_tune, predict, tokenize
 from stage3_eval.results import Result, load_results, write_results
 
 # Fixed epochs per task: fewer passes over the four large sets keep a CPU run affordable.
-DEFAULT_EPOCHS = {"cola": 4, "sst2": 2, "mrpc": 4, "stsb": 4, "qqp": 2, "mnli": 2, "qnli": 2,
-                  "rte": 4, "wnli": 3}
+DEFAULT_EPOCHS = {
+    "cola": 4,
+    "sst2": 2,
+    "mrpc": 4,
+    "stsb": 4,
+    "qqp": 2,
+    "mnli": 2,
+    "qnli": 2,
+    "rte": 4,
+    "wnli": 3,
+}
 
 
 @dataclass
@@ -54,8 +63,9 @@ class GlueRunConfig:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
-def plan_tasks(tasks: list[GlueTask], data_dir: str, explicit: bool,
-               echo: Callable[[str], None]) -> list[TaskData]:
+def plan_tasks(
+    tasks: list[GlueTask], data_dir: str, explicit: bool, echo: Callable[[str], None]
+) -> list[TaskData]:
     """Load each task's files; skip those without train + dev (an error if asked for by name)."""
     runnable = []
     for task in tasks:
@@ -84,8 +94,9 @@ class TaskRun:
 
 
 class GlueRunner:
-    def __init__(self, factory: EncoderFactory, config: GlueRunConfig,
-                 echo: Callable[[str], None] = print):
+    def __init__(
+        self, factory: EncoderFactory, config: GlueRunConfig, echo: Callable[[str], None] = print
+    ):
         self.factory = factory
         self.config = config
         self.echo = echo
@@ -100,8 +111,10 @@ class GlueRunner:
             for seed in cfg.seeds:
                 stored = stored_scores(done, data.task, cfg.label, seed)
                 if stored is not None and not cfg.overwrite:
-                    self.echo(f"{data.task.name} seed {seed}: already in {cfg.out} (skipped; "
-                              "--overwrite to redo)")
+                    self.echo(
+                        f"{data.task.name} seed {seed}: already in {cfg.out} (skipped; "
+                        "--overwrite to redo)"
+                    )
                     continue
                 entries = self._results(data, seed, self.run_one(data, seed))
                 write_results(cfg.out, entries)
@@ -127,23 +140,40 @@ class GlueRunner:
             train, targets = self._distillation_set(train, encoder)
             labels = train.labels
         train_config = self._train_config(task)
-        losses = fine_tune(model, tokenize(encoder, train.text_a, train.text_b), labels,
-                           train_config, regression=task.is_regression, seed=seed,
-                           targets=targets, desc=f"{task.name} seed {seed}")
+        losses = fine_tune(
+            model,
+            tokenize(encoder, train.text_a, train.text_b),
+            labels,
+            train_config,
+            regression=task.is_regression,
+            seed=seed,
+            targets=targets,
+            desc=f"{task.name} seed {seed}",
+        )
         scores, sizes = {}, {}
         for split in data.evals:
             split = split.sample(cfg.max_eval_examples)
-            outputs = predict(model, tokenize(encoder, split.text_a, split.text_b),
-                              desc=f"{split.name} dev")
+            outputs = predict(
+                model, tokenize(encoder, split.text_a, split.text_b), desc=f"{split.name} dev"
+            )
             scores[split.name] = task_metrics(task, split.labels, outputs)
             sizes[split.name] = len(split)
         seconds = time.perf_counter() - start
         if cfg.predict_test:
             self._write_test_predictions(model, data.tests, seed)
         if cfg.save_finetuned is not None and seed == cfg.seeds[0]:
-            save_finetuned(model, cfg.save_finetuned / task.name,
-                           {"task": task.name, "seed": seed, "model": cfg.label, "scores": scores,
-                            "train_size": len(train), "train": asdict(train_config)})
+            save_finetuned(
+                model,
+                cfg.save_finetuned / task.name,
+                {
+                    "task": task.name,
+                    "seed": seed,
+                    "model": cfg.label,
+                    "scores": scores,
+                    "train_size": len(train),
+                    "train": asdict(train_config),
+                },
+            )
         run = TaskRun(scores, seconds, len(train), sizes, losses)
         self.echo(self._describe(task, seed, run, train_config))
         return run
@@ -155,24 +185,32 @@ class GlueRunner:
         if name not in self._kd_sets:
             mask = getattr(getattr(encoder, "tokenizer", None), "mask_token", None)
             augment = replace(self.config.augment, mask_token=mask or "[MASK]")
-            self._kd_sets[name] = distillation_set(train, self.config.kd_teacher, augment,
-                                                   self.config.device)
+            self._kd_sets[name] = distillation_set(
+                train, self.config.kd_teacher, augment, self.config.device
+            )
         return self._kd_sets[name]
 
     def _write_test_predictions(self, model: GlueModel, tests: list[GlueSplit], seed: int) -> None:
         folder = self.config.out / "submission" / self.config.label / f"seed-{seed}"
         for split in tests:
-            outputs = predict(model, tokenize(model.encoder, split.text_a, split.text_b),
-                              desc=f"{split.name} test")
+            outputs = predict(
+                model,
+                tokenize(model.encoder, split.text_a, split.text_b),
+                desc=f"{split.name} test",
+            )
             write_submission(folder, split, outputs)
 
     def _describe(self, task: GlueTask, seed: int, run: TaskRun, train: TrainConfig) -> str:
-        metrics = "  ".join(f"{split} {metric} {100 * value:.2f}"
-                            for split, values in run.scores.items()
-                            for metric, value in values.items())
+        metrics = "  ".join(
+            f"{split} {metric} {100 * value:.2f}"
+            for split, values in run.scores.items()
+            for metric, value in values.items()
+        )
         rate = run.train_size * train.epochs / max(run.seconds, 1e-9)
-        return (f"{task.name} seed {seed}: {metrics}  ({run.train_size} train rows x "
-                f"{train.epochs} epochs, {run.seconds:.1f}s, {rate:.0f} ex/s)")
+        return (
+            f"{task.name} seed {seed}: {metrics}  ({run.train_size} train rows x "
+            f"{train.epochs} epochs, {run.seconds:.1f}s, {rate:.0f} ex/s)"
+        )
 
     def _results(self, data: TaskData, seed: int, run: TaskRun) -> list[Result]:
         cfg = self.config
@@ -192,9 +230,16 @@ class GlueRunner:
         }
         sources = {s.name: s.source for s in data.evals}
         return [
-            Result(task=split, metric=metric, value=value, model=cfg.label, data=sources[split],
-                   seed=seed, seconds=run.seconds,
-                   extra={**extra, "eval_size": run.eval_sizes[split]})
+            Result(
+                task=split,
+                metric=metric,
+                value=value,
+                model=cfg.label,
+                data=sources[split],
+                seed=seed,
+                seconds=run.seconds,
+                extra={**extra, "eval_size": run.eval_sizes[split]},
+            )
             for split, values in run.scores.items()
             for metric, value in values.items()
         ]
@@ -205,15 +250,24 @@ class GlueRunner:
         done = load_results(cfg.out)
         entries = []
         for seed in cfg.seeds:
-            per_task = {t.name: s for t in TASKS.values()
-                        if (s := stored_scores(done, t, cfg.label, seed)) is not None}
+            per_task = {
+                t.name: s
+                for t in TASKS.values()
+                if (s := stored_scores(done, t, cfg.label, seed)) is not None
+            }
             if not per_task:
                 continue
-            entries.append(Result(
-                task="glue", metric="score", value=glue_score(per_task), model=cfg.label,
-                data=str(cfg.data_dir), seed=seed,
-                extra={"benchmark": BENCHMARK, "tasks": sorted(per_task)},
-            ))
+            entries.append(
+                Result(
+                    task="glue",
+                    metric="score",
+                    value=glue_score(per_task),
+                    model=cfg.label,
+                    data=str(cfg.data_dir),
+                    seed=seed,
+                    extra={"benchmark": BENCHMARK, "tasks": sorted(per_task)},
+                )
+            )
         if entries:
             write_results(cfg.out, entries)
         return entries

@@ -58,8 +58,9 @@ def tokenize(encoder, text_a: list[str], text_b: list[str] | None) -> Tokenized:
     return Tokenized(encoder.tokenize(text_a), None if text_b is None else encoder.tokenize(text_b))
 
 
-def training_batches(lengths: list[int], batch_size: int, rng: np.random.Generator,
-                     pool: int = 50) -> list[np.ndarray]:
+def training_batches(
+    lengths: list[int], batch_size: int, rng: np.random.Generator, pool: int = 50
+) -> list[np.ndarray]:
     """Shuffled batches of similar-length rows: sort windows of ``pool`` batches by length.
 
     Random enough for SGD, but a batch pads to rows of near equal length, which makes both
@@ -95,17 +96,28 @@ def _schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def batch_loss(outputs: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
-               regression: bool, alpha: float) -> torch.Tensor:
+def batch_loss(
+    outputs: torch.Tensor,
+    labels: torch.Tensor,
+    targets: torch.Tensor | None,
+    regression: bool,
+    alpha: float,
+) -> torch.Tensor:
     """Label loss on labelled rows, plus the MSE to the teacher's outputs when given."""
     if regression:
         labelled = ~torch.isnan(labels)
-        label_loss = F.mse_loss(outputs[labelled].squeeze(-1), labels[labelled]) \
-            if labelled.any() else outputs.sum() * 0.0
+        label_loss = (
+            F.mse_loss(outputs[labelled].squeeze(-1), labels[labelled])
+            if labelled.any()
+            else outputs.sum() * 0.0
+        )
     else:
         labelled = labels != NO_LABEL
-        label_loss = F.cross_entropy(outputs[labelled], labels[labelled]) \
-            if labelled.any() else outputs.sum() * 0.0
+        label_loss = (
+            F.cross_entropy(outputs[labelled], labels[labelled])
+            if labelled.any()
+            else outputs.sum() * 0.0
+        )
     if targets is None:
         return label_loss
     return alpha * label_loss + (1.0 - alpha) * F.mse_loss(outputs, targets)
@@ -135,17 +147,24 @@ def fine_tune(
     params = [p for group in optimizer.param_groups for p in group["params"]]
     epoch_losses: list[float] = []
     model.train()
-    with tqdm(total=config.epochs * len(data), desc=desc, unit="ex", unit_scale=True,
-              leave=False) as bar:
+    with tqdm(
+        total=config.epochs * len(data), desc=desc, unit="ex", unit_scale=True, leave=False
+    ) as bar:
         for _ in range(config.epochs):
             total, seen = 0.0, 0
             for batch in training_batches(data.lengths(), config.batch_size, rng):
                 outputs = model(*data.rows(batch))
                 index = torch.as_tensor(batch)
-                batch_targets = None if target_tensor is None else target_tensor[index].to(
-                    outputs.device)
-                loss = batch_loss(outputs, label_tensor[index].to(outputs.device), batch_targets,
-                                  regression, config.kd_alpha)
+                batch_targets = (
+                    None if target_tensor is None else target_tensor[index].to(outputs.device)
+                )
+                loss = batch_loss(
+                    outputs,
+                    label_tensor[index].to(outputs.device),
+                    batch_targets,
+                    regression,
+                    config.kd_alpha,
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -161,8 +180,9 @@ def fine_tune(
 
 
 @torch.inference_mode()
-def predict(model: GlueModel, data: Tokenized, max_tokens: int = 8192,
-            desc: str = "predict") -> np.ndarray:
+def predict(
+    model: GlueModel, data: Tokenized, max_tokens: int = 8192, desc: str = "predict"
+) -> np.ndarray:
     """Raw outputs ``[N, num_outputs]`` in input order (length-sorted batches inside)."""
     model.eval()
     outputs: np.ndarray | None = None

@@ -19,17 +19,34 @@ SLURM = ROOT / "examples" / "slurm"
 
 
 def _encode(corpus: Path, out: Path, teacher: Path) -> list[str]:
-    return [sys.executable, "-m", "pipeline", "encode", str(corpus), "--out", str(out),
-            "--teacher", str(teacher), "--shard-size", "50", "--device", "cpu", "--dedup"]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "encode",
+        str(corpus),
+        "--out",
+        str(out),
+        "--teacher",
+        str(teacher),
+        "--shard-size",
+        "50",
+        "--device",
+        "cpu",
+        "--dedup",
+    ]
 
 
 def _contents(directory: Path) -> dict[str, tuple]:
     found = {}
     for path in shards.list_shard_files(directory):
         with h5py.File(path, "r") as handle:
-            found[path.name] = tuple(handle[key][()].tobytes() if key in ("embedding", "line")
-                                     else tuple(map(bytes, handle[key][()]))
-                                     for key in shards.DATASETS)
+            found[path.name] = tuple(
+                handle[key][()].tobytes()
+                if key in ("embedding", "line")
+                else tuple(map(bytes, handle[key][()]))
+                for key in shards.DATASETS
+            )
     return found
 
 
@@ -40,19 +57,31 @@ def test_three_concurrent_array_tasks_equal_one_process(tmp_path, tiny_teacher_d
     corpus.write_text("\n".join(lines) + "\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     single, split = tmp_path / "single", tmp_path / "split"
-    subprocess.run(_encode(corpus, single, tiny_teacher_dir), env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        _encode(corpus, single, tiny_teacher_dir), env=env, check=True, capture_output=True
+    )
 
     # Tasks 0 and 1 by flag, task 2 as SLURM would start it (array 10-12, so ID 12 is index 2).
     base = _encode(corpus, split, tiny_teacher_dir)
     tasks = [
         ([*base, "--num-shards", "3", "--shard-index", "0"], env),
         ([*base, "--num-shards", "3", "--shard-index", "1"], env),
-        (base, {**env, "SLURM_ARRAY_TASK_ID": "12", "SLURM_ARRAY_TASK_MIN": "10",
-                "SLURM_ARRAY_TASK_COUNT": "3"}),
+        (
+            base,
+            {
+                **env,
+                "SLURM_ARRAY_TASK_ID": "12",
+                "SLURM_ARRAY_TASK_MIN": "10",
+                "SLURM_ARRAY_TASK_COUNT": "3",
+            },
+        ),
     ]
-    running = [subprocess.Popen(cmd, env=task_env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for cmd, task_env in tasks]
+    running = [
+        subprocess.Popen(
+            cmd, env=task_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for cmd, task_env in tasks
+    ]
     outputs = [proc.communicate(timeout=300) for proc in running]
     for proc, (stdout, stderr) in zip(running, outputs, strict=True):
         assert proc.returncode == 0, stderr[-2000:]
@@ -61,8 +90,12 @@ def test_three_concurrent_array_tasks_equal_one_process(tmp_path, tiny_teacher_d
     assert _contents(split) == _contents(single)
     one, three = (json.loads((d / "manifest.json").read_text()) for d in (single, split))
     assert three["shards"] == one["shards"]  # every record merged, none lost to a race
-    verify = subprocess.run([sys.executable, "-m", "pipeline", "shards", "verify", str(split)],
-                            env=env, capture_output=True, text=True)
+    verify = subprocess.run(
+        [sys.executable, "-m", "pipeline", "shards", "verify", str(split)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert f"12 shard(s) checked, {len(set(lines))} rows verified" in verify.stdout
     assert not [p.name for p in split.iterdir() if ".tmp" in p.name]
@@ -71,8 +104,11 @@ def test_three_concurrent_array_tasks_equal_one_process(tmp_path, tiny_teacher_d
 def _pipeline_options(text: str, command: str) -> set[str]:
     """The --options of the `pipeline COMMAND` call in a script (with its continuation lines)."""
     lines = text.splitlines()
-    first = next(i for i, line in enumerate(lines) if f"pipeline {command}" in line
-                 and not line.lstrip().startswith("#"))
+    first = next(
+        i
+        for i, line in enumerate(lines)
+        if f"pipeline {command}" in line and not line.lstrip().startswith("#")
+    )
     block = []
     for line in lines[first:]:
         block.append(line.split(f"pipeline {command}")[-1])
@@ -81,8 +117,9 @@ def _pipeline_options(text: str, command: str) -> set[str]:
     return {word for line in block for word in line.split() if word.startswith("--")}
 
 
-@pytest.mark.parametrize(("script", "command"), [("encode_array.sbatch", "encode"),
-                                                 ("train_ddp.sbatch", "train")])
+@pytest.mark.parametrize(
+    ("script", "command"), [("encode_array.sbatch", "encode"), ("train_ddp.sbatch", "train")]
+)
 def test_slurm_scripts_parse_and_use_real_options(script, command) -> None:
     from click.testing import CliRunner
 

@@ -62,8 +62,23 @@ def _latest_step(out: Path) -> int:
 
 @pytest.mark.slow
 def test_random_sigkills_resume_to_the_uninterrupted_weights(tiny_shards, tmp_path) -> None:
-    args = [PIPELINE, "train", "--targets", str(tiny_shards), *TINY_ARCH, "--max-steps", "500",
-            "--checkpoint-every", "5", "--val-every", "100", "--dropout", "0.1", "--seed", "11"]
+    args = [
+        PIPELINE,
+        "train",
+        "--targets",
+        str(tiny_shards),
+        *TINY_ARCH,
+        "--max-steps",
+        "500",
+        "--checkpoint-every",
+        "5",
+        "--val-every",
+        "100",
+        "--dropout",
+        "0.1",
+        "--seed",
+        "11",
+    ]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run([*args, "--out", str(straight)], env=ENV, check=True, capture_output=True)
 
@@ -75,8 +90,9 @@ def test_random_sigkills_resume_to_the_uninterrupted_weights(tiny_shards, tmp_pa
         log = tmp_path / f"run-{len(logs)}.err"
         logs.append(log)
         with log.open("w") as stderr:
-            proc = subprocess.Popen([*args, "--out", str(killed)], env=ENV,
-                                    stdout=subprocess.DEVNULL, stderr=stderr)
+            proc = subprocess.Popen(
+                [*args, "--out", str(killed)], env=ENV, stdout=subprocess.DEVNULL, stderr=stderr
+            )
             deadline = time.time() + 60
             while proc.poll() is None and _latest_step(killed) < target and time.time() < deadline:
                 time.sleep(0.002)
@@ -118,10 +134,21 @@ def _drop_trainer(checkpoint: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [_corrupt_model, _corrupt_state, _drop_trainer])
-def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tiny_shards, tmp_path,
-                                                               damage) -> None:
-    options = ("--max-steps", "20", "--checkpoint-every", "5", "--keep-checkpoints", "3",
-               "--val-every", "100", "--seed", "3")
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(
+    tiny_shards, tmp_path, damage
+) -> None:
+    options = (
+        "--max-steps",
+        "20",
+        "--checkpoint-every",
+        "5",
+        "--keep-checkpoints",
+        "3",
+        "--val-every",
+        "100",
+        "--seed",
+        "3",
+    )
     reference, damaged = tmp_path / "reference", tmp_path / "damaged"
     assert train_cli(tiny_shards, reference, *options).exit_code == 0
     assert train_cli(tiny_shards, damaged, *options).exit_code == 0

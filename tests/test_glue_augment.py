@@ -14,14 +14,20 @@ TEXT = "the quick brown fox jumps over the lazy dog today"
 def _split(task: str, pair: bool, rows: int = 5) -> GlueSplit:
     texts = [f"{TEXT} {i}" for i in range(rows)]
     labels = np.arange(rows, dtype=np.float32) if task == "stsb" else np.arange(rows) % 2
-    return GlueSplit(TASKS[task], "train", "memory", texts, list(texts) if pair else None,
-                     labels, [str(i) for i in range(rows)])
+    return GlueSplit(
+        TASKS[task],
+        "train",
+        "memory",
+        texts,
+        list(texts) if pair else None,
+        labels,
+        [str(i) for i in range(rows)],
+    )
 
 
 def test_masking_replaces_words_and_keeps_length():
     rng = np.random.default_rng(0)
-    assert perturb(TEXT, AugmentConfig(p_mask=1.0, p_ngram=0.0), rng) == " ".join(
-        ["[MASK]"] * 10)
+    assert perturb(TEXT, AugmentConfig(p_mask=1.0, p_ngram=0.0), rng) == " ".join(["[MASK]"] * 10)
     assert perturb(TEXT, AugmentConfig(p_mask=0.0, p_ngram=0.0), rng) == TEXT
     half = [perturb(TEXT, AugmentConfig(p_mask=0.5, p_ngram=0.0), rng).split() for _ in range(200)]
     share = np.mean([w == "[MASK]" for words in half for w in words])

@@ -13,8 +13,7 @@ from tests.test_glue_data import single_thread, write_glue_dir  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-QUICK = ["--epochs", "1", "--batch-size", "8", "--hidden", "16", "--lr", "1e-3",
-         "--device", "cpu"]
+QUICK = ["--epochs", "1", "--batch-size", "8", "--hidden", "16", "--lr", "1e-3", "--device", "cpu"]
 
 
 def run(*args: str):
@@ -28,25 +27,55 @@ def _entries(out: Path) -> list[dict]:
 def test_all_tasks_results_table_and_submissions(tmp_path, tiny_teacher_dir):
     root = write_glue_dir(tmp_path / "glue", rows=16)
     out = tmp_path / "out"
-    result = run("--model", str(tiny_teacher_dir), "--data-dir", str(root), "--out", str(out),
-                 "--name", "tiny", *QUICK)
+    result = run(
+        "--model",
+        str(tiny_teacher_dir),
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--name",
+        "tiny",
+        *QUICK,
+    )
     assert result.exit_code == 0, result.output
     entries = _entries(out)
     found = {(e["task"], e["metric"]) for e in entries}
-    assert found == {("cola", "matthews"), ("sst2", "accuracy"), ("mrpc", "f1"),
-                     ("mrpc", "accuracy"), ("stsb", "pearson"), ("stsb", "spearman"),
-                     ("qqp", "f1"), ("qqp", "accuracy"), ("mnli-m", "accuracy"),
-                     ("mnli-mm", "accuracy"), ("qnli", "accuracy"), ("rte", "accuracy"),
-                     ("wnli", "accuracy"), ("glue", "score")}
+    assert found == {
+        ("cola", "matthews"),
+        ("sst2", "accuracy"),
+        ("mrpc", "f1"),
+        ("mrpc", "accuracy"),
+        ("stsb", "pearson"),
+        ("stsb", "spearman"),
+        ("qqp", "f1"),
+        ("qqp", "accuracy"),
+        ("mnli-m", "accuracy"),
+        ("mnli-mm", "accuracy"),
+        ("qnli", "accuracy"),
+        ("rte", "accuracy"),
+        ("wnli", "accuracy"),
+        ("glue", "score"),
+    }
     cola = next(e for e in entries if e["task"] == "cola")
     assert cola["model"] == "tiny" and cola["seed"] == 0
     assert cola["extra"]["train_size"] == 16 and cola["extra"]["eval_size"] == 16
     assert next(e for e in entries if e["task"] == "glue")["extra"]["tasks"] == sorted(
-        ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])
+        ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
+    )
     submission = out / "submission" / "tiny" / "seed-0"
     names = sorted(p.name for p in submission.iterdir())
-    assert names == ["CoLA.tsv", "MNLI-m.tsv", "MNLI-mm.tsv", "MRPC.tsv", "QNLI.tsv", "QQP.tsv",
-                     "RTE.tsv", "SST-2.tsv", "WNLI.tsv"]
+    assert names == [
+        "CoLA.tsv",
+        "MNLI-m.tsv",
+        "MNLI-mm.tsv",
+        "MRPC.tsv",
+        "QNLI.tsv",
+        "QQP.tsv",
+        "RTE.tsv",
+        "SST-2.tsv",
+        "WNLI.tsv",
+    ]
     rte = (submission / "RTE.tsv").read_text().splitlines()
     assert rte[0] == "index\tprediction" and len(rte) == 9
     assert {line.split("\t")[1] for line in rte[1:]} <= {"entailment", "not_entailment"}
@@ -54,25 +83,57 @@ def test_all_tasks_results_table_and_submissions(tmp_path, tiny_teacher_dir):
     assert "| mnli-mm | accuracy |" in table and "| glue | score |" in table
     assert "| glue | score |" in result.output
 
-    again = run("--model", str(tiny_teacher_dir), "--data-dir", str(root), "--out", str(out),
-                "--name", "tiny", "--tasks", "rte", *QUICK)
+    again = run(
+        "--model",
+        str(tiny_teacher_dir),
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--name",
+        "tiny",
+        "--tasks",
+        "rte",
+        *QUICK,
+    )
     assert again.exit_code == 0, again.output
     assert "rte seed 0: already in" in again.output
     assert {e["time"] for e in _entries(out) if e["task"] == "rte"} == {
-        e["time"] for e in entries if e["task"] == "rte"}
+        e["time"] for e in entries if e["task"] == "rte"
+    }
 
 
 def test_missing_tasks_are_skipped_unless_named(tmp_path, tiny_teacher_dir):
-    root = write_glue_dir(tmp_path / "glue", rows=8, skip=("qqp", "mnli", "cola", "sst2", "mrpc",
-                                                            "stsb", "qnli", "rte"))
+    root = write_glue_dir(
+        tmp_path / "glue",
+        rows=8,
+        skip=("qqp", "mnli", "cola", "sst2", "mrpc", "stsb", "qnli", "rte"),
+    )
     out = tmp_path / "out"
-    result = run("--model", str(tiny_teacher_dir), "--data-dir", str(root), "--out", str(out),
-                 "--no-predict-test", *QUICK)
+    result = run(
+        "--model",
+        str(tiny_teacher_dir),
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--no-predict-test",
+        *QUICK,
+    )
     assert result.exit_code == 0, result.output
     assert "skip qqp: missing" in result.output and "QQP/train.tsv" in result.output
     assert {e["task"] for e in _entries(out)} == {"wnli", "glue"}
-    named = run("--model", str(tiny_teacher_dir), "--data-dir", str(root), "--out", str(out),
-                "--tasks", "wnli,mnli", *QUICK)
+    named = run(
+        "--model",
+        str(tiny_teacher_dir),
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--tasks",
+        "wnli,mnli",
+        *QUICK,
+    )
     assert named.exit_code == 1
     assert "Error: GLUE task mnli: missing" in named.output and "Traceback" not in named.output
 
@@ -80,8 +141,17 @@ def test_missing_tasks_are_skipped_unless_named(tmp_path, tiny_teacher_dir):
 def test_bad_file_is_one_line_error(tmp_path, tiny_teacher_dir):
     root = write_glue_dir(tmp_path / "glue", rows=8, skip=("qqp",))
     (root / "RTE" / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tonly two\n")
-    result = run("--model", str(tiny_teacher_dir), "--data-dir", str(root), "--out",
-                 str(tmp_path / "out"), "--tasks", "rte", *QUICK)
+    result = run(
+        "--model",
+        str(tiny_teacher_dir),
+        "--data-dir",
+        str(root),
+        "--out",
+        str(tmp_path / "out"),
+        "--tasks",
+        "rte",
+        *QUICK,
+    )
     assert result.exit_code == 1
     assert "RTE/dev.tsv:2: expected 4 tab-separated columns, found 2" in result.output
     assert not (tmp_path / "out" / "results.json").exists()
@@ -93,22 +163,49 @@ def test_option_errors(tmp_path, tiny_teacher_dir):
     assert "needs --kd-teacher" in run(*base, "--augment", "2").output
     assert "no such folder" in run(*base, "--kd-teacher", str(tmp_path / "nope")).output
     assert "unknown GLUE task 'squad'" in run(*base, "--tasks", "squad").output
-    missing = run("--model", str(tmp_path / "no-model"), "--data-dir", str(root), "--out",
-                  str(tmp_path))
+    missing = run(
+        "--model", str(tmp_path / "no-model"), "--data-dir", str(root), "--out", str(tmp_path)
+    )
     assert missing.exit_code == 1 and "no such directory" in missing.output
 
 
 def test_task_specific_kd_from_a_finetuned_teacher(tmp_path, tiny_teacher_dir):
     root = write_glue_dir(tmp_path / "glue", rows=16)
     out, kd = tmp_path / "out", tmp_path / "kd"
-    teacher = run("--model", str(tiny_teacher_dir), "--data-dir", str(root), "--out", str(out),
-                  "--tasks", "sst2,stsb", "--save-finetuned", str(kd), "--name", "teacher",
-                  "--no-predict-test", *QUICK)
+    teacher = run(
+        "--model",
+        str(tiny_teacher_dir),
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--tasks",
+        "sst2,stsb",
+        "--save-finetuned",
+        str(kd),
+        "--name",
+        "teacher",
+        "--no-predict-test",
+        *QUICK,
+    )
     assert teacher.exit_code == 0, teacher.output
     assert (kd / "sst2" / "glue.json").is_file() and (kd / "stsb" / "head.safetensors").is_file()
-    student = run("--model", str(tiny_teacher_dir), "--data-dir", str(root), "--out", str(out),
-                  "--tasks", "sst2,stsb", "--kd-teacher", str(kd), "--augment", "3",
-                  "--no-predict-test", *QUICK)
+    student = run(
+        "--model",
+        str(tiny_teacher_dir),
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--tasks",
+        "sst2,stsb",
+        "--kd-teacher",
+        str(kd),
+        "--augment",
+        "3",
+        "--no-predict-test",
+        *QUICK,
+    )
     assert student.exit_code == 0, student.output
     kd_entries = [e for e in _entries(out) if e["model"].endswith("+kd")]
     assert {e["task"] for e in kd_entries} == {"sst2", "stsb", "glue"}
@@ -123,9 +220,22 @@ def test_task_specific_kd_from_a_finetuned_teacher(tmp_path, tiny_teacher_dir):
 def test_real_glue_files_run(glue_dir, tiny_teacher_dir, tmp_path):
     """The real TSVs (MRPC's BOM, CoLA without header, RTE's labels) through the whole command."""
     out = tmp_path / "out"
-    result = run("--model", str(tiny_teacher_dir), "--data-dir", str(glue_dir), "--out", str(out),
-                 "--tasks", "cola,mrpc,rte", "--max-train-examples", "32",
-                 "--max-eval-examples", "32", "--no-predict-test", *QUICK)
+    result = run(
+        "--model",
+        str(tiny_teacher_dir),
+        "--data-dir",
+        str(glue_dir),
+        "--out",
+        str(out),
+        "--tasks",
+        "cola,mrpc,rte",
+        "--max-train-examples",
+        "32",
+        "--max-eval-examples",
+        "32",
+        "--no-predict-test",
+        *QUICK,
+    )
     assert result.exit_code == 0, result.output
     assert {e["task"] for e in _entries(out)} == {"cola", "mrpc", "rte", "glue"}
     assert all(e["extra"].get("eval_size", 32) == 32 for e in _entries(out))
@@ -149,13 +259,29 @@ def test_student_and_scratch_baseline(tmp_path, tiny_teacher_dir, tiny_student_d
 
     root = write_glue_dir(tmp_path / "glue", rows=16)
     out = tmp_path / "out"
-    common = ["--data-dir", str(root), "--out", str(out), "--tasks", "sst2,mrpc",
-              "--no-predict-test", *QUICK]
-    student = run("--model", str(tiny_student_dir), "--save-finetuned", str(tmp_path / "ft"),
-                  *common)
+    common = [
+        "--data-dir",
+        str(root),
+        "--out",
+        str(out),
+        "--tasks",
+        "sst2,mrpc",
+        "--no-predict-test",
+        *QUICK,
+    ]
+    student = run(
+        "--model", str(tiny_student_dir), "--save-finetuned", str(tmp_path / "ft"), *common
+    )
     assert student.exit_code == 0, student.output
-    scratch = run("--model", "scratch", "--teacher", str(tiny_teacher_dir), "--student-config",
-                  str(tiny_student_dir), *common)
+    scratch = run(
+        "--model",
+        "scratch",
+        "--teacher",
+        str(tiny_teacher_dir),
+        "--student-config",
+        str(tiny_student_dir),
+        *common,
+    )
     assert scratch.exit_code == 0, scratch.output
     models = {e["model"] for e in _entries(out)}
     assert models == {"student", "scratch"}

@@ -13,11 +13,29 @@ from data.glue import TASKS, load_task, read_tsv, resolve_tasks, split_from_hf
 
 MNLI_LABELS = ("entailment", "neutral", "contradiction")
 PAIR = ("sentence1", "sentence2")
-MNLI_HEAD = ("index", "promptID", "pairID", "genre", "sentence1_binary_parse",
-             "sentence2_binary_parse", "sentence1_parse", "sentence2_parse", "sentence1",
-             "sentence2")
-STSB_HEAD = ("index", "genre", "filename", "year", "old_index", "source1", "source2",
-             "sentence1", "sentence2")
+MNLI_HEAD = (
+    "index",
+    "promptID",
+    "pairID",
+    "genre",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+)
+STSB_HEAD = (
+    "index",
+    "genre",
+    "filename",
+    "year",
+    "old_index",
+    "source1",
+    "source2",
+    "sentence1",
+    "sentence2",
+)
 
 
 def sentence(i: int, positive: bool) -> str:
@@ -44,11 +62,16 @@ def write_glue_dir(root: Path, rows: int = 24, skip: tuple[str, ...] = ()) -> Pa
 
     The label is learnable: 1 (or entailment, or a high score) when the sentence says "good".
     """
+
     def pairs(split: str):
         for i in range(rows):
             positive = i % 2 == 0
-            yield i, sentence(i + (split == "dev") * 100, positive), \
-                sentence(i + 50, True), positive
+            yield (
+                i,
+                sentence(i + (split == "dev") * 100, positive),
+                sentence(i + 50, True),
+                positive,
+            )
 
     def test_rows():
         for i in range(rows // 2):
@@ -56,55 +79,143 @@ def write_glue_dir(root: Path, rows: int = 24, skip: tuple[str, ...] = ()) -> Pa
 
     for split in ("train", "dev"):
         if "cola" not in skip:
-            _write(root / "CoLA" / f"{split}.tsv",
-                   [["gj04", str(int(p)), "" if p else "*", a] for _, a, _, p in pairs(split)])
+            _write(
+                root / "CoLA" / f"{split}.tsv",
+                [["gj04", str(int(p)), "" if p else "*", a] for _, a, _, p in pairs(split)],
+            )
         if "sst2" not in skip:
-            _write(root / "SST-2" / f"{split}.tsv",
-                   [["sentence", "label"],
-                    *([a + " ", str(int(p))] for _, a, _, p in pairs(split))])
+            _write(
+                root / "SST-2" / f"{split}.tsv",
+                [["sentence", "label"], *([a + " ", str(int(p))] for _, a, _, p in pairs(split))],
+            )
         if "mrpc" not in skip:
-            _write(root / "MRPC" / f"{split}.tsv",
-                   [["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
-                    *([str(int(p)), str(1000 + i), str(2000 + i), a, b]
-                      for i, a, b, p in pairs(split))], bom=True)
+            _write(
+                root / "MRPC" / f"{split}.tsv",
+                [
+                    ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+                    *(
+                        [str(int(p)), str(1000 + i), str(2000 + i), a, b]
+                        for i, a, b, p in pairs(split)
+                    ),
+                ],
+                bom=True,
+            )
         if "stsb" not in skip:
-            _write(root / "STS-B" / f"{split}.tsv",
-                   [[*STSB_HEAD, "score"],
-                    *([str(i), "main-news", "MSRvid", "2012", f"{i:04d}", "none", "none", a, b,
-                       f"{4.5 if p else 0.5 + i % 3 * 0.25:.3f}"] for i, a, b, p in pairs(split))])
+            _write(
+                root / "STS-B" / f"{split}.tsv",
+                [
+                    [*STSB_HEAD, "score"],
+                    *(
+                        [
+                            str(i),
+                            "main-news",
+                            "MSRvid",
+                            "2012",
+                            f"{i:04d}",
+                            "none",
+                            "none",
+                            a,
+                            b,
+                            f"{4.5 if p else 0.5 + i % 3 * 0.25:.3f}",
+                        ]
+                        for i, a, b, p in pairs(split)
+                    ),
+                ],
+            )
         if "qqp" not in skip:
-            _write(root / "QQP" / f"{split}.tsv",
-                   [["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
-                    *([str(i), str(2 * i), str(2 * i + 1), a, b, str(int(p))]
-                      for i, a, b, p in pairs(split))])
-        for folder, head in (("QNLI", ("index", "question", "sentence")),
-                             ("RTE", ("index", "sentence1", "sentence2")),
-                             ("WNLI", ("index", "sentence1", "sentence2"))):
+            _write(
+                root / "QQP" / f"{split}.tsv",
+                [
+                    ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
+                    *(
+                        [str(i), str(2 * i), str(2 * i + 1), a, b, str(int(p))]
+                        for i, a, b, p in pairs(split)
+                    ),
+                ],
+            )
+        for folder, head in (
+            ("QNLI", ("index", "question", "sentence")),
+            ("RTE", ("index", "sentence1", "sentence2")),
+            ("WNLI", ("index", "sentence1", "sentence2")),
+        ):
             if folder.lower() in skip:
                 continue
             yes, no = ("1", "0") if folder == "WNLI" else ("entailment", "not_entailment")
-            _write(root / folder / f"{split}.tsv",
-                   [[*head, "label"], *([str(i), a, b, yes if p else no]
-                                        for i, a, b, p in pairs(split))])
+            _write(
+                root / folder / f"{split}.tsv",
+                [
+                    [*head, "label"],
+                    *([str(i), a, b, yes if p else no] for i, a, b, p in pairs(split)),
+                ],
+            )
     if "mnli" not in skip:
-        _write(root / "MNLI" / "train.tsv",
-               [[*MNLI_HEAD, "label1", "gold_label"],
-                *([str(i), "1", f"{i}e", "fiction", "(", "(", "(", "(", a, b,
-                   MNLI_LABELS[i % 3], MNLI_LABELS[i % 3]] for i, a, b, _ in pairs("train"))],
-               gz=True)
+        _write(
+            root / "MNLI" / "train.tsv",
+            [
+                [*MNLI_HEAD, "label1", "gold_label"],
+                *(
+                    [
+                        str(i),
+                        "1",
+                        f"{i}e",
+                        "fiction",
+                        "(",
+                        "(",
+                        "(",
+                        "(",
+                        a,
+                        b,
+                        MNLI_LABELS[i % 3],
+                        MNLI_LABELS[i % 3],
+                    ]
+                    for i, a, b, _ in pairs("train")
+                ),
+            ],
+            gz=True,
+        )
         for stem in ("dev_matched", "dev_mismatched"):
-            _write(root / "MNLI" / f"{stem}.tsv",
-                   [[*MNLI_HEAD, *(f"label{k}" for k in range(1, 6)), "gold_label"],
-                    *([str(i), "1", f"{i}e", "fiction", "(", "(", "(", "(", a, b,
-                       *[MNLI_LABELS[i % 3]] * 5, MNLI_LABELS[i % 3]]
-                      for i, a, b, _ in pairs("dev"))])
-            _write(root / "MNLI" / f"{stem.replace('dev', 'test')}.tsv",
-                   [list(MNLI_HEAD), *([str(i), "1", f"{i}e", "fiction", "(", "(", "(", "(", a, b]
-                                       for i, a, b in test_rows())])
-    tests = {"CoLA": ("index", "sentence"), "SST-2": ("index", "sentence"),
-             "MRPC": ("index", "#1 ID", "#2 ID", "#1 String", "#2 String"),
-             "QQP": ("id", "question1", "question2"), "QNLI": ("index", "question", "sentence"),
-             "RTE": ("index", *PAIR), "WNLI": ("index", *PAIR)}
+            _write(
+                root / "MNLI" / f"{stem}.tsv",
+                [
+                    [*MNLI_HEAD, *(f"label{k}" for k in range(1, 6)), "gold_label"],
+                    *(
+                        [
+                            str(i),
+                            "1",
+                            f"{i}e",
+                            "fiction",
+                            "(",
+                            "(",
+                            "(",
+                            "(",
+                            a,
+                            b,
+                            *[MNLI_LABELS[i % 3]] * 5,
+                            MNLI_LABELS[i % 3],
+                        ]
+                        for i, a, b, _ in pairs("dev")
+                    ),
+                ],
+            )
+            _write(
+                root / "MNLI" / f"{stem.replace('dev', 'test')}.tsv",
+                [
+                    list(MNLI_HEAD),
+                    *(
+                        [str(i), "1", f"{i}e", "fiction", "(", "(", "(", "(", a, b]
+                        for i, a, b in test_rows()
+                    ),
+                ],
+            )
+    tests = {
+        "CoLA": ("index", "sentence"),
+        "SST-2": ("index", "sentence"),
+        "MRPC": ("index", "#1 ID", "#2 ID", "#1 String", "#2 String"),
+        "QQP": ("id", "question1", "question2"),
+        "QNLI": ("index", "question", "sentence"),
+        "RTE": ("index", *PAIR),
+        "WNLI": ("index", *PAIR),
+    }
     for folder, head in tests.items():
         if folder.lower().replace("-", "") in skip:
             continue
@@ -192,8 +303,10 @@ def test_bad_file_names_file_and_line(tmp_path: Path, content: str, message: str
 
 def test_bad_score_and_headerless_width(tmp_path: Path):
     stsb = tmp_path / "dev.tsv"
-    stsb.write_text("\t".join([*STSB_HEAD, "score"]) + "\n"
-                    + "\t".join(["0"] * 7 + ["a", "b", "high"]) + "\n", encoding="utf-8")
+    stsb.write_text(
+        "\t".join([*STSB_HEAD, "score"]) + "\n" + "\t".join(["0"] * 7 + ["a", "b", "high"]) + "\n",
+        encoding="utf-8",
+    )
     with pytest.raises(PipelineError, match=r"dev.tsv:2: score 'high' is not a number"):
         read_tsv(stsb, TASKS["stsb"], TASKS["stsb"].labelled, "stsb")
     cola = tmp_path / "cola.tsv"
@@ -212,9 +325,11 @@ def test_resolve_tasks_aliases_and_errors():
 def test_hub_splits_convert_like_files():
     datasets = pytest.importorskip("datasets")
     train = datasets.Dataset.from_dict(
-        {"premise": ["a b", "c d"], "hypothesis": ["e", "f"], "label": [2, 0], "idx": [0, 1]})
+        {"premise": ["a b", "c d"], "hypothesis": ["e", "f"], "label": [2, 0], "idx": [0, 1]}
+    )
     test = datasets.Dataset.from_dict(
-        {"premise": ["g"], "hypothesis": ["h"], "label": [-1], "idx": [7]})
+        {"premise": ["g"], "hypothesis": ["h"], "label": [-1], "idx": [7]}
+    )
     split = split_from_hf(TASKS["mnli"], train, "train", "hf:glue/mnli/train")
     assert split.text_b == ["e", "f"] and split.labels.tolist() == [2, 0]
     assert TASKS["mnli"].labels[2] == "contradiction"  # the hub's id order
@@ -232,13 +347,24 @@ def test_sample_is_fixed_and_keeps_order(glue_root: Path):
 
 
 def test_real_glue_files_have_the_official_counts(glue_dir: Path):
-    counts = {"cola": (8551, [1043]), "sst2": (67349, [872]), "mrpc": (3668, [408]),
-              "stsb": (5749, [1500]), "rte": (2490, [277]), "wnli": (635, [71])}
+    counts = {
+        "cola": (8551, [1043]),
+        "sst2": (67349, [872]),
+        "mrpc": (3668, [408]),
+        "stsb": (5749, [1500]),
+        "rte": (2490, [277]),
+        "wnli": (635, [71]),
+    }
     for name, (train, dev) in counts.items():
         data = load_task(TASKS[name], glue_dir)
         assert len(data.train) == train and [len(s) for s in data.evals] == dev, name
-    label_counts = {"cola": [2528, 6023], "sst2": [29780, 37569], "mrpc": [1194, 2474],
-                    "rte": [1249, 1241], "wnli": [323, 312]}  # SOURCES.md; RTE: entailment first
+    label_counts = {
+        "cola": [2528, 6023],
+        "sst2": [29780, 37569],
+        "mrpc": [1194, 2474],
+        "rte": [1249, 1241],
+        "wnli": [323, 312],
+    }  # SOURCES.md; RTE: entailment first
     for name, counts in label_counts.items():
         assert np.bincount(load_task(TASKS[name], glue_dir).train.labels).tolist() == counts
     qnli = load_task(TASKS["qnli"], glue_dir)

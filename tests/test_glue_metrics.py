@@ -46,6 +46,7 @@ def test_length_mismatch_is_an_error():
 
 def test_glue_score_matches_the_leaderboard_for_bert_base():
     """BERT-base's GLUE test results (Devlin et al. 2019, table 1) average to its score 78.3."""
+
     def acc(value):
         return {"accuracy": value}
 

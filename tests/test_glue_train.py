@@ -57,24 +57,33 @@ def _tiny_teacher(folder: Path):
     return Teacher(str(folder), pooling="mean", normalize=False)
 
 
-def _train_and_score(encoder, task_name: str, root: Path, epochs: int, lr: float,
-                     freeze: bool = False):
+def _train_and_score(
+    encoder, task_name: str, root: Path, epochs: int, lr: float, freeze: bool = False
+):
     task = TASKS[task_name]
     data = load_task(task, root)
     torch.manual_seed(0)
-    model = GlueModel(encoder, GlueHead(encoder.dim, task.num_outputs, task.is_pair, 32, 0.0),
-                      freeze)
+    model = GlueModel(
+        encoder, GlueHead(encoder.dim, task.num_outputs, task.is_pair, 32, 0.0), freeze
+    )
     config = TrainConfig(epochs=epochs, batch_size=8, lr=lr, head_lr=1e-2, warmup=0.0)
-    losses = fine_tune(model, tokenize(encoder, data.train.text_a, data.train.text_b),
-                       data.train.labels, config, regression=task.is_regression, seed=0)
+    losses = fine_tune(
+        model,
+        tokenize(encoder, data.train.text_a, data.train.text_b),
+        data.train.labels,
+        config,
+        regression=task.is_regression,
+        seed=0,
+    )
     dev = data.evals[0]
     outputs = predict(model, tokenize(encoder, dev.text_a, dev.text_b))
     return model, losses, task_metrics(task, dev.labels, outputs), outputs
 
 
 def test_tiny_teacher_learns_a_single_sentence_task(glue_root, tiny_teacher_dir):
-    _, losses, scores, _ = _train_and_score(_tiny_teacher(tiny_teacher_dir), "sst2", glue_root,
-                                            epochs=6, lr=1e-2)
+    _, losses, scores, _ = _train_and_score(
+        _tiny_teacher(tiny_teacher_dir), "sst2", glue_root, epochs=6, lr=1e-2
+    )
     assert losses[-1] < losses[0]
     assert scores["accuracy"] >= 0.8  # chance is 0.5
 
@@ -133,8 +142,9 @@ def test_training_batches_cover_every_row_once():
 
 
 def test_finetuned_teacher_round_trips(glue_root, tiny_teacher_dir, tmp_path):
-    model, _, _, outputs = _train_and_score(_tiny_teacher(tiny_teacher_dir), "mnli", glue_root,
-                                            epochs=1, lr=1e-3)
+    model, _, _, outputs = _train_and_score(
+        _tiny_teacher(tiny_teacher_dir), "mnli", glue_root, epochs=1, lr=1e-3
+    )
     save_finetuned(model, tmp_path / "mnli", {"task": "mnli"})
     loaded, meta = load_finetuned(tmp_path / "mnli")
     assert meta["task"] == "mnli" and meta["encoder"]["kind"] == "teacher"

@@ -72,8 +72,12 @@ def _encode(corpus, out, teacher, *extra) -> list:
 
 def test_missing_file(tmp_path, tiny_teacher_dir) -> None:
     out = tmp_path / "out"
-    refused(_encode(tmp_path / "nope.txt", out, tiny_teacher_dir), "nope.txt",
-            "no such file", untouched=out)
+    refused(
+        _encode(tmp_path / "nope.txt", out, tiny_teacher_dir),
+        "nope.txt",
+        "no such file",
+        untouched=out,
+    )
 
 
 def test_directory_with_no_text(tmp_path, tiny_teacher_dir) -> None:
@@ -101,8 +105,7 @@ def test_gz_that_is_not_gzip(tmp_path, tiny_teacher_dir) -> None:
     corpus = tmp_path / "corpus.txt.gz"
     corpus.write_text("plain text pretending\n")
     out = tmp_path / "out"
-    refused(_encode(corpus, out, tiny_teacher_dir), "corpus.txt.gz", "cannot read",
-            untouched=out)
+    refused(_encode(corpus, out, tiny_teacher_dir), "corpus.txt.gz", "cannot read", untouched=out)
 
 
 def test_invalid_utf8_under_strict_writes_nothing(tmp_path, tiny_teacher_dir) -> None:
@@ -111,8 +114,12 @@ def test_invalid_utf8_under_strict_writes_nothing(tmp_path, tiny_teacher_dir) ->
     corpus = tmp_path / "latin1.txt"
     corpus.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / "out"
-    refused(_encode(corpus, out, tiny_teacher_dir, "--strict", "--shard-size", "10"),
-            "invalid UTF-8 at corpus line 22", "--strict", untouched=out)
+    refused(
+        _encode(corpus, out, tiny_teacher_dir, "--strict", "--shard-size", "10"),
+        "invalid UTF-8 at corpus line 22",
+        "--strict",
+        untouched=out,
+    )
     # Without --strict the byte is replaced and counted.
     result = CliRunner().invoke(main, [str(a) for a in _encode(corpus, out, tiny_teacher_dir)])
     assert result.exit_code == 0, result.output
@@ -122,32 +129,44 @@ def test_invalid_utf8_under_strict_writes_nothing(tmp_path, tiny_teacher_dir) ->
 
 def test_unknown_teacher(tmp_path, tiny_corpus) -> None:
     out = tmp_path / "out"
-    refused(_encode(tiny_corpus, out, "no-such-org/no-such-encoder"),
-            "cannot load teacher no-such-org/no-such-encoder", untouched=out)
+    refused(
+        _encode(tiny_corpus, out, "no-such-org/no-such-encoder"),
+        "cannot load teacher no-such-org/no-such-encoder",
+        untouched=out,
+    )
     refused(_encode(tiny_corpus, out, tmp_path / "no-teacher"), "no such folder", untouched=out)
 
 
 def test_unwritable_output(tmp_path, tiny_corpus, tiny_teacher_dir) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    refused(_encode(tiny_corpus, blocker / "shards", tiny_teacher_dir), "not writable",
-            untouched=blocker)
-    refused(_encode(tiny_corpus, blocker, tiny_teacher_dir), "not a directory",
-            untouched=blocker)
+    refused(
+        _encode(tiny_corpus, blocker / "shards", tiny_teacher_dir),
+        "not writable",
+        untouched=blocker,
+    )
+    refused(_encode(tiny_corpus, blocker, tiny_teacher_dir), "not a directory", untouched=blocker)
 
 
 def test_shard_dir_of_another_teacher(tmp_path, tiny_shards) -> None:
     other = build_tiny_teacher(tmp_path / "other-teacher", hidden=48)
     mixed = copy_shards(tiny_shards, tmp_path / "mixed")
     corpus = tiny_shards.parent / f"{tiny_shards.name}-corpus.txt"
-    refused(_encode(corpus, mixed, other, "--shard-size", "40", "--normalize"),
-            "holds shards of another run", "teacher.", untouched=mixed)
+    refused(
+        _encode(corpus, mixed, other, "--shard-size", "40", "--normalize"),
+        "holds shards of another run",
+        "teacher.",
+        untouched=mixed,
+    )
 
 
 def test_shard_index_out_of_range(tmp_path, tiny_corpus, tiny_teacher_dir) -> None:
     out = tmp_path / "out"
-    refused(_encode(tiny_corpus, out, tiny_teacher_dir, "--num-shards", "3", "--shard-index",
-                    "3"), "--shard-index 3", untouched=out)
+    refused(
+        _encode(tiny_corpus, out, tiny_teacher_dir, "--num-shards", "3", "--shard-index", "3"),
+        "--shard-index 3",
+        untouched=out,
+    )
 
 
 # ------------------------------------------------------------------------- shards, train
@@ -158,8 +177,12 @@ def test_truncated_shard_refused_by_probe(tmp_path, tiny_shards, student) -> Non
     victim = shards.list_shard_files(broken)[3]
     victim.write_bytes(victim.read_bytes()[:1000])
     out = tmp_path / "results"
-    refused(["eval", "probe", "--model", student, "--targets", broken, "--out", out],
-            victim.name, "checksum mismatch", untouched=out)
+    refused(
+        ["eval", "probe", "--model", student, "--targets", broken, "--out", out],
+        victim.name,
+        "checksum mismatch",
+        untouched=out,
+    )
 
 
 def _poison(directory: Path) -> Path:
@@ -179,18 +202,41 @@ def test_nan_targets(tmp_path, tiny_shards, student) -> None:
     poisoned = copy_shards(tiny_shards, tmp_path / "nan")
     path = _poison(poisoned)
     out = tmp_path / "results"
-    refused(["eval", "probe", "--model", student, "--targets", poisoned, "--out", out,
-             "--validation-fraction", "0.5"], path.name, "NaN", "row 5", untouched=out)
-    refused(["train", "--targets", poisoned, "--out", tmp_path / "s", "--threads", "1"],
-            path.name, "NaN", untouched=tmp_path / "s")
+    refused(
+        [
+            "eval",
+            "probe",
+            "--model",
+            student,
+            "--targets",
+            poisoned,
+            "--out",
+            out,
+            "--validation-fraction",
+            "0.5",
+        ],
+        path.name,
+        "NaN",
+        "row 5",
+        untouched=out,
+    )
+    refused(
+        ["train", "--targets", poisoned, "--out", tmp_path / "s", "--threads", "1"],
+        path.name,
+        "NaN",
+        untouched=tmp_path / "s",
+    )
 
 
 def test_corrupt_manifest(tmp_path, tiny_shards) -> None:
     broken = copy_shards(tiny_shards, tmp_path / "broken")
     (broken / "manifest.json").write_text('{"format_version": 1, "shards": ')
     refused(["shards", "verify", broken], "corrupt manifest")
-    refused(["train", "--targets", broken, "--out", tmp_path / "s"], "corrupt manifest",
-            untouched=tmp_path / "s")
+    refused(
+        ["train", "--targets", broken, "--out", tmp_path / "s"],
+        "corrupt manifest",
+        untouched=tmp_path / "s",
+    )
 
 
 # ---------------------------------------------------------------------------------- eval
@@ -207,24 +253,57 @@ def _glue_dir(root: Path, header: str) -> Path:
 def test_unknown_glue_task(tmp_path, student) -> None:
     data = _glue_dir(tmp_path, "sentence\tlabel")
     out = tmp_path / "glue-out"
-    refused(["eval", "glue", "--model", student, "--tasks", "sst2,sst3", "--data-dir", data,
-             "--out", out], "unknown GLUE task 'sst3'", untouched=out)
+    refused(
+        [
+            "eval",
+            "glue",
+            "--model",
+            student,
+            "--tasks",
+            "sst2,sst3",
+            "--data-dir",
+            data,
+            "--out",
+            out,
+        ],
+        "unknown GLUE task 'sst3'",
+        untouched=out,
+    )
 
 
 def test_glue_file_with_wrong_columns(tmp_path, student) -> None:
     data = _glue_dir(tmp_path, "text\tpolarity")
     out = tmp_path / "glue-out"
-    refused(["eval", "glue", "--model", student, "--tasks", "sst2", "--data-dir", data,
-             "--out", out, "--device", "cpu"], "train.tsv", "no column 'sentence'",
-            untouched=out)
+    refused(
+        [
+            "eval",
+            "glue",
+            "--model",
+            student,
+            "--tasks",
+            "sst2",
+            "--data-dir",
+            data,
+            "--out",
+            out,
+            "--device",
+            "cpu",
+        ],
+        "train.tsv",
+        "no column 'sentence'",
+        untouched=out,
+    )
 
 
 def test_sts_file_with_wrong_columns(tmp_path, student) -> None:
     data = tmp_path / "sts.tsv"
     data.write_text("only one\tcolumn pair\n")
     out = tmp_path / "results"
-    refused(["eval", "sts", "--model", student, "--data", data, "--out", out], "sts.tsv:1",
-            untouched=out)
+    refused(
+        ["eval", "sts", "--model", student, "--data", data, "--out", out],
+        "sts.tsv:1",
+        untouched=out,
+    )
 
 
 # ------------------------------------------------------------------------- student files
@@ -242,11 +321,15 @@ def test_student_dir_with_missing_weights(tmp_path, student) -> None:
     texts = tmp_path / "texts.txt"
     texts.write_text("the cat runs\n")
     out = tmp_path / "texts.npy"
-    refused(["embed", "--model", damaged, texts, "--out", out], "no model.safetensors",
-            untouched=out)
+    refused(
+        ["embed", "--model", damaged, texts, "--out", out], "no model.safetensors", untouched=out
+    )
     (damaged / "pytorch_model.bin").write_bytes(b"\x80\x02}q\x00.")  # a pickle
-    refused(["embed", "--model", damaged, texts, "--out", out],
-            "found pytorch_model.bin: only safetensors", untouched=out)
+    refused(
+        ["embed", "--model", damaged, texts, "--out", out],
+        "found pytorch_model.bin: only safetensors",
+        untouched=out,
+    )
 
 
 def test_weights_file_that_is_not_safetensors(tmp_path, student) -> None:
@@ -255,13 +338,17 @@ def test_weights_file_that_is_not_safetensors(tmp_path, student) -> None:
     texts = tmp_path / "texts.txt"
     texts.write_text("the cat runs\n")
     out = tmp_path / "texts.npy"
-    refused(["embed", "--model", damaged, texts, "--out", out], "not a safetensors file",
-            untouched=out)
+    refused(
+        ["embed", "--model", damaged, texts, "--out", out], "not a safetensors file", untouched=out
+    )
     results = tmp_path / "results"
     sts = tmp_path / "sts.tsv"
     sts.write_text("the cat runs\ta cat runs\t4.5\na dog\tthe sun\t0.5\n")
-    refused(["eval", "sts", "--model", damaged, "--data", sts, "--out", results],
-            "not a safetensors file", untouched=results)
+    refused(
+        ["eval", "sts", "--model", damaged, "--data", sts, "--out", results],
+        "not a safetensors file",
+        untouched=results,
+    )
 
 
 def test_missing_search_index(tmp_path) -> None:
@@ -296,8 +383,9 @@ def test_crlf_and_bom_files_encode_like_plain_ones(tmp_path, tiny_teacher_dir, s
         np.testing.assert_array_equal(vectors, results[plain.name][1])
     out = tmp_path / "vectors.npy"
     for source in (plain, windows):
-        result = CliRunner().invoke(main, ["embed", "--model", str(student), str(source),
-                                           "--out", str(out), "--fp32"])
+        result = CliRunner().invoke(
+            main, ["embed", "--model", str(student), str(source), "--out", str(out), "--fp32"]
+        )
         assert result.exit_code == 0, result.output
         results[f"embed-{source.name}"] = np.load(out)
     np.testing.assert_array_equal(results["embed-windows.txt"], results["embed-plain.txt"])
@@ -310,8 +398,9 @@ def test_a_10_megabyte_line_is_truncated_and_counted(tmp_path, tiny_teacher_dir)
     corpus = tmp_path / "huge.txt"
     corpus.write_text(f"the cat runs\n{huge}\na small dog\n", encoding="utf-8")
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, [str(a) for a in _encode(corpus, out, tiny_teacher_dir,
-                                                               "--max-length", "32")])
+    result = CliRunner().invoke(
+        main, [str(a) for a in _encode(corpus, out, tiny_teacher_dir, "--max-length", "32")]
+    )
     assert result.exit_code == 0, result.output
     records = list(json.loads((out / "manifest.json").read_text())["shards"].values())
     assert sum(r["rows"] for r in records) == 3 and sum(r["truncated"] for r in records) == 1

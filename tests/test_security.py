@@ -73,10 +73,31 @@ def test_encode_train_resume_embed_load_no_pickle(tmp_path, tiny_teacher_dir, mo
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(tiny_corpus_lines(120)) + "\n")
     shards_dir, student = tmp_path / "shards", tmp_path / "student"
-    steps = ("--hidden-size", "16", "--batch-size", "8", "--threads", "1", "--no-progress",
-             "--checkpoint-every", "4", "--val-every", "4")
-    result = _invoke("encode", corpus, "--out", shards_dir, "--teacher", tiny_teacher_dir,
-                     "--shard-size", "40", "--device", "cpu")
+    steps = (
+        "--hidden-size",
+        "16",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--checkpoint-every",
+        "4",
+        "--val-every",
+        "4",
+    )
+    result = _invoke(
+        "encode",
+        corpus,
+        "--out",
+        shards_dir,
+        "--teacher",
+        tiny_teacher_dir,
+        "--shard-size",
+        "40",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     result = _invoke("train", "--targets", shards_dir, "--out", student, *steps, "--max-steps", "6")
     assert result.exit_code == 0, result.output
@@ -97,10 +118,34 @@ def test_a_pickle_checkpoint_is_never_unpickled(tmp_path, tiny_teacher_dir, monk
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(tiny_corpus_lines(120)) + "\n")
     shards_dir, student = tmp_path / "shards", tmp_path / "student"
-    assert _invoke("encode", corpus, "--out", shards_dir, "--teacher", tiny_teacher_dir,
-                   "--shard-size", "40").exit_code == 0
-    steps = ("--hidden-size", "16", "--batch-size", "8", "--threads", "1", "--no-progress",
-             "--checkpoint-every", "4", "--val-every", "100", "--max-steps", "8")
+    assert (
+        _invoke(
+            "encode",
+            corpus,
+            "--out",
+            shards_dir,
+            "--teacher",
+            tiny_teacher_dir,
+            "--shard-size",
+            "40",
+        ).exit_code
+        == 0
+    )
+    steps = (
+        "--hidden-size",
+        "16",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--checkpoint-every",
+        "4",
+        "--val-every",
+        "100",
+        "--max-steps",
+        "8",
+    )
     assert _invoke("train", "--targets", shards_dir, "--out", student, *steps).exit_code == 0
     marker = tmp_path / "pwned"
     latest = student / "checkpoints" / "step-00000008"
@@ -139,14 +184,17 @@ def _teacher_with_custom_code(tiny_teacher_dir: Path, folder: Path, marker: Path
     )
     config = json.loads((folder / "config.json").read_text())
     config["model_type"] = "custom-bert"
-    config["auto_map"] = {"AutoConfig": "configuration_custom.CustomConfig",
-                          "AutoModel": "modeling_custom.CustomModel"}
+    config["auto_map"] = {
+        "AutoConfig": "configuration_custom.CustomConfig",
+        "AutoModel": "modeling_custom.CustomModel",
+    }
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 
 
-def test_remote_code_never_runs_without_the_flag(tmp_path, tiny_teacher_dir, tiny_corpus,
-                                                 monkeypatch) -> None:
+def test_remote_code_never_runs_without_the_flag(
+    tmp_path, tiny_teacher_dir, tiny_corpus, monkeypatch
+) -> None:
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
     marker = tmp_path / "custom-code-ran"
     teacher = _teacher_with_custom_code(tiny_teacher_dir, tmp_path / "custom", marker)
@@ -157,9 +205,23 @@ def test_remote_code_never_runs_without_the_flag(tmp_path, tiny_teacher_dir, tin
     assert not out.exists()
     # Control: with the flag the same folder's code does run, so the check above can fail.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    subprocess.run([sys.executable, "-m", "pipeline", "encode", str(tiny_corpus), "--out",
-                    str(tmp_path / "trusted"), "--teacher", str(teacher), "--trust-remote-code"],
-                   env=env, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "encode",
+            str(tiny_corpus),
+            "--out",
+            str(tmp_path / "trusted"),
+            "--teacher",
+            str(teacher),
+            "--trust-remote-code",
+        ],
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     assert marker.exists()
 
 
@@ -182,8 +244,9 @@ def no_network(monkeypatch) -> list:
     return attempts
 
 
-def test_offline_hub_names_fail_without_a_connection_attempt(tmp_path, tiny_corpus,
-                                                             no_network) -> None:
+def test_offline_hub_names_fail_without_a_connection_attempt(
+    tmp_path, tiny_corpus, no_network
+) -> None:
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
     with pytest.raises(OSError):  # the patch is live
         socket.create_connection(("example.org", 80))
@@ -193,8 +256,16 @@ def test_offline_hub_names_fail_without_a_connection_attempt(tmp_path, tiny_corp
     _clean_failure(result, "cannot load teacher someone/some-encoder")
     sts = tmp_path / "sts.tsv"
     sts.write_text("a cat\tthe cat\t4.0\na dog\ta sun\t1.0\n")
-    result = _invoke("eval", "sts", "--model", "someone/some-encoder", "--data", sts,
-                     "--out", tmp_path / "results")
+    result = _invoke(
+        "eval",
+        "sts",
+        "--model",
+        "someone/some-encoder",
+        "--data",
+        sts,
+        "--out",
+        tmp_path / "results",
+    )
     _clean_failure(result, "someone/some-encoder")
     assert no_network == [], f"connection attempted: {no_network}"
     assert not out.exists() and not (tmp_path / "results").exists()

@@ -89,7 +89,10 @@ def test_save_and_load_round_trip(tiny_shards, tmp_path) -> None:
     student = _student(tiny_shards, pooling="attention", head="mlp")
     student.save_pretrained(tmp_path / "s", summary={"steps": 3}, card="# card\n")
     assert {p.name for p in (tmp_path / "s").iterdir()} == {
-        "config.json", "model.safetensors", "tokenizer", "README.md"
+        "config.json",
+        "model.safetensors",
+        "tokenizer",
+        "README.md",
     }
     saved = json.loads((tmp_path / "s" / "config.json").read_text())
     assert saved["training"] == {"steps": 3} and saved["pooling"] == "attention"

@@ -33,8 +33,18 @@ def tiny_shards(tmp_path_factory, tiny_teacher_dir) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_shards) -> Path:
     out = tmp_path_factory.mktemp("trained") / "student"
-    result = train_cli(tiny_shards, out, "--max-steps", "30", "--val-every", "10",
-                       "--checkpoint-every", "10", "--val-fraction", "0.1")
+    result = train_cli(
+        tiny_shards,
+        out,
+        "--max-steps",
+        "30",
+        "--val-every",
+        "10",
+        "--checkpoint-every",
+        "10",
+        "--val-fraction",
+        "0.1",
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -105,8 +115,18 @@ def test_training_writes_contract_2_metrics_and_card(trained, tiny_shards) -> No
 
 def test_training_learns(tiny_shards, tmp_path) -> None:
     out = tmp_path / "s"
-    result = train_cli(tiny_shards, out, "--max-steps", "60", "--val-every", "60",
-                       "--val-fraction", "0.1", "--lr", "0.01")
+    result = train_cli(
+        tiny_shards,
+        out,
+        "--max-steps",
+        "60",
+        "--val-every",
+        "60",
+        "--val-fraction",
+        "0.1",
+        "--lr",
+        "0.01",
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
@@ -142,8 +162,10 @@ def test_training_never_loads_the_teacher(tiny_shards, tmp_path, monkeypatch) ->
     monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", refuse)
     result = train_cli(tiny_shards, tmp_path / "s", "--max-steps", "3")
     assert result.exit_code == 0, result.output
-    code = ("import sys, stage2_train.train, pipeline.train_cmd; "
-            "assert 'stage1_encode' not in sys.modules, 'stage 2 imported stage 1'")
+    code = (
+        "import sys, stage2_train.train, pipeline.train_cmd; "
+        "assert 'stage1_encode' not in sys.modules, 'stage 2 imported stage 1'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -155,15 +177,34 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_shards, tmp_path) -> None:
-    args = ["train", "--targets", str(tiny_shards), *TINY_ARCH, "--max-steps", "400",
-            "--checkpoint-every", "5", "--val-every", "1000", "--dropout", "0.1", "--seed", "7"]
+    args = [
+        "train",
+        "--targets",
+        str(tiny_shards),
+        *TINY_ARCH,
+        "--max-steps",
+        "400",
+        "--checkpoint-every",
+        "5",
+        "--val-every",
+        "1000",
+        "--dropout",
+        "0.1",
+        "--seed",
+        "7",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    subprocess.run([PIPELINE, *args, "--out", str(straight)], check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        [PIPELINE, *args, "--out", str(straight)], check=True, env=env, capture_output=True
+    )
 
-    proc = subprocess.Popen([PIPELINE, *args, "--out", str(resumed)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PIPELINE, *args, "--out", str(resumed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     checkpoints = resumed / "checkpoints"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -173,8 +214,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_shards, tmp_path
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (resumed / "model.safetensors").exists()
-    done = subprocess.run([PIPELINE, *args, "--out", str(resumed)], env=env, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [PIPELINE, *args, "--out", str(resumed)], env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert "resuming from step-" in done.stderr
     a, b = _weights(straight), _weights(resumed)
@@ -253,8 +295,13 @@ def test_manifest_dimension_mismatch_is_refused(tiny_shards, tmp_path) -> None:
 
 def test_output_of_another_configuration_is_left_alone(trained, tiny_shards) -> None:
     before = {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()}
-    _fails(train_cli(tiny_shards, trained, "--max-steps", "30", "--val-fraction", "0.1",
-                     "--lr", "0.5"), "another configuration", "lr")
+    _fails(
+        train_cli(
+            tiny_shards, trained, "--max-steps", "30", "--val-fraction", "0.1", "--lr", "0.5"
+        ),
+        "another configuration",
+        "lr",
+    )
     after = {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()}
     assert before == after
 
