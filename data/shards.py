@@ -82,6 +82,10 @@ def _locked(directory: Path) -> Iterator[None]:
     """An exclusive lock on the directory's manifest, shared by concurrent array tasks."""
     with (Path(directory) / ".manifest.lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        # The manifest is only ever written under this lock, so a temporary copy seen while
+        # holding it was left by a killed writer.
+        for stale in Path(directory).glob(f".{MANIFEST}.tmp-*"):
+            stale.unlink(missing_ok=True)
         try:
             yield
         finally:

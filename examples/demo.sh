@@ -9,7 +9,8 @@
 #   TRAIN_MINUTES=8      training time box
 #   CORPUS=FILE          use this corpus instead of WordNet
 #   GLUE_DIR=DIR         GLUE TSVs (STS-B/dev.tsv, SST-2/): adds zero-shot STS-B and SST-2
-#                        [default: ../shared/data/glue when that folder exists]
+#                        [default: ../shared/data/glue when that folder exists; GLUE_DIR=none
+#                        skips GLUE]
 #   SST2_EXAMPLES=4000   SST-2 training examples for the fine-tuning check
 #   RUN=runs/demo        where everything goes; re-running resumes from what is there
 # The defaults finish in about 15-20 minutes on 2 CPU cores.
@@ -27,6 +28,8 @@ WORDNET_DIR="${WORDNET_DIR:-/usr/share/wordnet}"
 START=$SECONDS
 if [[ -z "${GLUE_DIR:-}" && -d ../shared/data/glue ]]; then
   GLUE_DIR=../shared/data/glue
+elif [[ "${GLUE_DIR:-}" == "none" ]]; then
+  GLUE_DIR=""
 fi
 
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }

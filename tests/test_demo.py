@@ -25,7 +25,7 @@ def test_demo_on_a_small_slice(tmp_path, embedded_teacher_dir, corpus_dir):
         "VAL_FRACTION": "0.1",
         "PIPELINE": str(Path(sys.executable).with_name("pipeline")),
     }
-    env.pop("GLUE_DIR", None)
+    env["GLUE_DIR"] = "none"  # the GLUE steps have their own tests; keep this one short
     if not (WORDNET_DIR / "data.noun").is_file():
         env["CORPUS"] = str(corpus_dir / "nltk_inaugural.txt.gz")
     command = ["bash", str(ROOT / "examples" / "demo.sh")]

@@ -80,12 +80,13 @@ def test_random_sigkills_lose_and_double_nothing(tmp_path, tiny_teacher_dir) -> 
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        # Wait until this run has made progress, then kill after a random few milliseconds:
-        # the kill lands inside a batch, inside a shard write, or between shards.
+        # Let this run write a random 1-3 more shards, then kill it a random few milliseconds
+        # later: the kill lands inside a batch, inside a shard write, or between shards.
+        target = min(before + rng.randint(1, 3), total - 1)
         deadline = time.time() + 60
-        while _shard_count(killed) <= before and process.poll() is None and time.time() < deadline:
-            time.sleep(0.002)
-        time.sleep(rng.uniform(0, 0.05))
+        while _shard_count(killed) < target and process.poll() is None and time.time() < deadline:
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.02))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
