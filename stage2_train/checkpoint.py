@@ -44,11 +44,6 @@ def checkpoint_dirs(out: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(_PREFIX))
 
 
-def latest_checkpoint(out: Path) -> Path | None:
-    found = checkpoint_dirs(out)
-    return found[-1] if found else None
-
-
 def save_checkpoint(
     out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainState, keep: int
 ) -> Path:
