@@ -8,46 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import pytest
 
-from data import shards
 from tests.conftest import tiny_corpus_lines
+from tests.stage1_helpers import encode_command, shard_contents
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "examples" / "slurm"
-
-
-def _encode(corpus: Path, out: Path, teacher: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "encode",
-        str(corpus),
-        "--out",
-        str(out),
-        "--teacher",
-        str(teacher),
-        "--shard-size",
-        "50",
-        "--device",
-        "cpu",
-        "--dedup",
-    ]
-
-
-def _contents(directory: Path) -> dict[str, tuple]:
-    found = {}
-    for path in shards.list_shard_files(directory):
-        with h5py.File(path, "r") as handle:
-            found[path.name] = tuple(
-                handle[key][()].tobytes()
-                if key in ("embedding", "line")
-                else tuple(map(bytes, handle[key][()]))
-                for key in shards.DATASETS
-            )
-    return found
 
 
 @pytest.mark.slow
@@ -58,11 +25,14 @@ def test_three_concurrent_array_tasks_equal_one_process(tmp_path, tiny_teacher_d
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     single, split = tmp_path / "single", tmp_path / "split"
     subprocess.run(
-        _encode(corpus, single, tiny_teacher_dir), env=env, check=True, capture_output=True
+        encode_command(corpus, single, tiny_teacher_dir, 50),
+        env=env,
+        check=True,
+        capture_output=True,
     )
 
     # Tasks 0 and 1 by flag, task 2 as SLURM would start it (array 10-12, so ID 12 is index 2).
-    base = _encode(corpus, split, tiny_teacher_dir)
+    base = encode_command(corpus, split, tiny_teacher_dir, 50)
     tasks = [
         ([*base, "--num-shards", "3", "--shard-index", "0"], env),
         ([*base, "--num-shards", "3", "--shard-index", "1"], env),
@@ -87,7 +57,7 @@ def test_three_concurrent_array_tasks_equal_one_process(tmp_path, tiny_teacher_d
         assert proc.returncode == 0, stderr[-2000:]
         assert "4 shard(s) written" in stdout, stdout  # round-robin: 12 shards / 3 tasks
 
-    assert _contents(split) == _contents(single)
+    assert shard_contents(split) == shard_contents(single)
     one, three = (json.loads((d / "manifest.json").read_text()) for d in (single, split))
     assert three["shards"] == one["shards"]  # every record merged, none lost to a race
     verify = subprocess.run(

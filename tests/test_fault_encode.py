@@ -6,55 +6,22 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import h5py
 import pytest
 from click.testing import CliRunner
 
 from data import shards
 from pipeline.cli import main
 from tests.conftest import tiny_corpus_lines
+from tests.stage1_helpers import encode_command, shard_contents
 
 pytestmark = pytest.mark.slow
 
 
-def _command(corpus: Path, out: Path, teacher: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "pipeline",
-        "encode",
-        str(corpus),
-        "--out",
-        str(out),
-        "--teacher",
-        str(teacher),
-        "--shard-size",
-        "60",
-        "--device",
-        "cpu",
-        "--dedup",
-    ]
-
-
 def _shard_count(directory: Path) -> int:
     return len(shards.list_shard_files(directory)) if directory.is_dir() else 0
-
-
-def _contents(directory: Path) -> dict[str, tuple]:
-    found = {}
-    for path in shards.list_shard_files(directory):
-        with h5py.File(path, "r") as handle:
-            found[path.name] = (
-                handle["embedding"][()].tobytes(),
-                tuple(row.tobytes() for row in handle["input_ids"][()]),
-                tuple(handle["text"][()]),
-                handle["line"][()].tobytes(),
-            )
-    return found
 
 
 def test_random_sigkills_lose_and_double_nothing(tmp_path, tiny_teacher_dir) -> None:
@@ -64,7 +31,10 @@ def test_random_sigkills_lose_and_double_nothing(tmp_path, tiny_teacher_dir) -> 
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     subprocess.run(
-        _command(corpus, clean, tiny_teacher_dir), env=env, check=True, capture_output=True
+        encode_command(corpus, clean, tiny_teacher_dir, 60),
+        env=env,
+        check=True,
+        capture_output=True,
     )
     total = _shard_count(clean)
 
@@ -75,7 +45,7 @@ def test_random_sigkills_lose_and_double_nothing(tmp_path, tiny_teacher_dir) -> 
         if before == total:
             break
         process = subprocess.Popen(
-            _command(corpus, killed, tiny_teacher_dir),
+            encode_command(corpus, killed, tiny_teacher_dir, 60),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -93,11 +63,11 @@ def test_random_sigkills_lose_and_double_nothing(tmp_path, tiny_teacher_dir) -> 
         process.wait()
     assert kills >= 5, f"only {kills} kills landed mid-run"
 
-    result = CliRunner().invoke(main, _command(corpus, killed, tiny_teacher_dir)[3:])
+    result = CliRunner().invoke(main, encode_command(corpus, killed, tiny_teacher_dir, 60)[3:])
     assert result.exit_code == 0, result.output
-    assert _contents(killed) == _contents(clean)
+    assert shard_contents(killed) == shard_contents(clean)
     assert not [p.name for p in killed.iterdir() if ".tmp" in p.name]
     verify = CliRunner().invoke(main, ["shards", "verify", str(killed)])
     assert verify.exit_code == 0, verify.output
-    rows = sum(len(c[3]) // 8 for c in _contents(killed).values())
+    rows = sum(len(c[3]) // 8 for c in shard_contents(killed).values())
     assert rows == len(set(lines))  # 0 lost, 0 doubled
