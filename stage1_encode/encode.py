@@ -89,7 +89,7 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
     mine = owned_shards(total, cfg.num_shards, cfg.shard_index)  # check before writing
     _prepare_out(cfg.out, cfg.overwrite)
     shards.init_manifest(cfg.out, manifest)
-    _save_tokenizer_and_embeddings(cfg.out, teacher)
+    _save_tokenizer_and_embeddings(cfg.out, teacher, manifest["teacher"]["weights_sha256"])
 
     names = {i: shards.shard_name(i, total) for i in mine}
     _remove_stale_temporaries(cfg.out, names.values())
@@ -139,7 +139,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise PipelineError(f"{out}: output directory is not writable ({exc.strerror})") from None
 
 
-def _save_tokenizer_and_embeddings(out: Path, teacher: Teacher) -> None:
+def _save_tokenizer_and_embeddings(out: Path, teacher: Teacher, weights_sha256: str) -> None:
     """Copy what stage 2 needs from the teacher, so it never has to load the teacher itself."""
     target = out / shards.TOKENIZER_DIR
     if not target.is_dir():
@@ -152,7 +152,7 @@ def _save_tokenizer_and_embeddings(out: Path, teacher: Teacher) -> None:
     weights = out / shards.INPUT_EMBEDDINGS
     if not weights.is_file():
         tmp = out / f".{shards.INPUT_EMBEDDINGS}.tmp-{time.time_ns()}"
-        meta = {"teacher": teacher.name_or_path, "weights_sha256": teacher.weights_sha256()}
+        meta = {"teacher": teacher.name_or_path, "weights_sha256": weights_sha256}
         save_file({"weight": teacher.input_embeddings()}, str(tmp), metadata=meta)
         tmp.replace(weights)
 
