@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from tests.conftest import tiny_corpus_lines
+from tests.stage2_helpers import TINY_ARCH
 
 
 def _invoke(*args) -> object:
@@ -74,13 +75,7 @@ def test_encode_train_resume_embed_load_no_pickle(tmp_path, tiny_teacher_dir, mo
     corpus.write_text("\n".join(tiny_corpus_lines(120)) + "\n")
     shards_dir, student = tmp_path / "shards", tmp_path / "student"
     steps = (
-        "--hidden-size",
-        "16",
-        "--batch-size",
-        "8",
-        "--threads",
-        "1",
-        "--no-progress",
+        *TINY_ARCH,
         "--checkpoint-every",
         "4",
         "--val-every",
@@ -132,13 +127,7 @@ def test_a_pickle_checkpoint_is_never_unpickled(tmp_path, tiny_teacher_dir, monk
         == 0
     )
     steps = (
-        "--hidden-size",
-        "16",
-        "--batch-size",
-        "8",
-        "--threads",
-        "1",
-        "--no-progress",
+        *TINY_ARCH,
         "--checkpoint-every",
         "4",
         "--val-every",
