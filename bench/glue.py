@@ -43,7 +43,10 @@ REFERENCE = {  # published GLUE dev results, x100 (the issue's table)
 }
 
 
-def run_glue(model: str, name: str, args: argparse.Namespace, tasks: str, *extra: str) -> None:
+def run_glue(
+    model: str, name: str, args: argparse.Namespace, tasks: str, *extra: str, seeds: int = 0
+) -> None:
+    """``pipeline eval glue`` for one model, with ``args.seeds`` seeds unless ``seeds`` is set."""
     argv = [
         "eval",
         "glue",
@@ -58,7 +61,7 @@ def run_glue(model: str, name: str, args: argparse.Namespace, tasks: str, *extra
         "--out",
         str(args.out),
         "--seeds",
-        str(args.seeds),
+        str(seeds or args.seeds),
         "--device",
         args.device,
         "--no-predict-test",
@@ -153,6 +156,12 @@ def main_bench() -> None:
     parser.add_argument("--data-dir", type=Path, default=SHARED_DATA / "glue")
     parser.add_argument("--tasks", default=",".join(AVAILABLE))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--teacher-seeds",
+        type=int,
+        default=None,
+        help="Seeds for the teacher and KD rows, the slow ones [default: --seeds]",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="[default: per task]")
     parser.add_argument("--max-train-examples", type=int, default=None)
     parser.add_argument("--kd-tasks", default="sst2", help="Student + KD on these ('' skips).")
@@ -180,10 +189,17 @@ def main_bench() -> None:
             ",".join(tasks),
             "--save-finetuned",
             str(finetuned),
+            seeds=args.teacher_seeds or args.seeds,
         )
     if args.kd_tasks and have_student and finetuned.is_dir():
         run_glue(
-            str(args.student), "student+kd", args, args.kd_tasks, "--kd-teacher", str(finetuned)
+            str(args.student),
+            "student+kd",
+            args,
+            args.kd_tasks,
+            "--kd-teacher",
+            str(finetuned),
+            seeds=args.teacher_seeds or args.seeds,
         )
     scores, timing = scores_by_model(args.out)
     markdown = table(scores, timing, tasks)
@@ -193,6 +209,7 @@ def main_bench() -> None:
         {
             "budget": {
                 "seeds": args.seeds,
+                "teacher_seeds": args.teacher_seeds or args.seeds,
                 "epochs": args.epochs or "per task",
                 "max_train_examples": args.max_train_examples,
                 "tasks": tasks,

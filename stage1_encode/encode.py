@@ -90,6 +90,7 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
     _prepare_out(cfg.out, cfg.overwrite)
     shards.init_manifest(cfg.out, manifest)
     _save_tokenizer_and_embeddings(cfg.out, teacher, manifest["teacher"]["weights_sha256"])
+    teacher.pack_for_inference()
 
     names = {i: shards.shard_name(i, total) for i in mine}
     _remove_stale_temporaries(cfg.out, names.values())

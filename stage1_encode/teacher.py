@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
+from stage1_encode.onednn import pack_linears
 
 POOLINGS = ("mean", "cls", "pooler")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -146,6 +147,14 @@ class Teacher(torch.nn.Module):
             "normalize": self.normalize,
             "vocab_size": int(self.model.get_input_embeddings().weight.shape[0]),
         }
+
+    def pack_for_inference(self) -> int:
+        """Lay the CPU weights out for oneDNN (see ``onednn.py``); return how many layers.
+
+        For inference only: packed layers no longer train.
+        """
+        self.eval()
+        return pack_linears(self.model)
 
     @property
     def dim(self) -> int:

@@ -74,6 +74,7 @@ def load_encoder(spec: str, *, device: str = "cpu", batch_size: int = 256) -> En
     from stage1_encode.teacher import Teacher
 
     model = Teacher(None if spec == TEACHER else spec, device=device)
+    model.pack_for_inference()  # the baseline runs as fast as stage 1 makes it
     return Encoder(spec, "teacher", model, batch_size)
 
 

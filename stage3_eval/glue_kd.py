@@ -14,6 +14,7 @@ import torch
 
 from data.errors import PipelineError
 from data.glue import GlueSplit
+from stage1_encode.onednn import pack_linears
 from stage3_eval.glue_augment import AugmentConfig, augment, concatenate
 from stage3_eval.glue_model import load_finetuned
 from stage3_eval.glue_train import predict, tokenize
@@ -36,6 +37,7 @@ def distillation_set(
             f"--save-finetuned {kd_dir})"
         )
     teacher, meta = load_finetuned(folder, device)
+    pack_linears(teacher)  # inference only from here
     if meta.get("task") != task.name or teacher.head.config["num_outputs"] != task.num_outputs:
         raise PipelineError(f"{folder}: fine-tuned for {meta.get('task')!r}, not {task.name}")
     data = concatenate(train, augment(train, augment_config, seed))
