@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -138,9 +139,12 @@ def load_finetuned(folder: Path, device: torch.device | str = "cpu") -> tuple[Gl
             f"{folder}: not a fine-tuned GLUE model (no {META_FILE}); "
             "make one with pipeline eval glue --save-finetuned"
         )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    spec = meta["encoder"]
-    if spec["kind"] == "teacher":
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        spec, head_args = meta["encoder"], meta["head"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise PipelineError(f"{meta_path}: corrupt ({type(exc).__name__}: {exc})") from None
+    if spec.get("kind") == "teacher":
         from stage1_encode.teacher import Teacher
 
         encoder: nn.Module = Teacher(
@@ -153,7 +157,12 @@ def load_finetuned(folder: Path, device: torch.device | str = "cpu") -> tuple[Gl
         from stage2_train import Student
 
         encoder = Student.from_pretrained(folder / ENCODER_DIR)
-    head = GlueHead(**meta["head"])
-    head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+    head = GlueHead(**head_args)
+    head_path = folder / HEAD_FILE
+    try:
+        head.load_state_dict(load_file(str(head_path)))
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PipelineError(f"{head_path}: unreadable head weights ({first})") from None
     model = GlueModel(encoder, head).to(torch.device(device))
     return model.eval(), meta

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from data.errors import PipelineError
 from data.glue import TASKS, load_task
 from stage3_eval.glue_metrics import task_metrics
 from stage3_eval.glue_model import GlueHead, GlueModel, load_finetuned, save_finetuned
@@ -159,3 +160,22 @@ def test_regression_head_starts_at_the_given_score():
     torch.nn.init.zeros_(head.mlp[-1].weight)  # leaves the output bias alone
     out = head(torch.randn(3, 4), torch.randn(3, 4))
     torch.testing.assert_close(out, torch.full((3, 1), 2.5))
+
+
+@pytest.mark.parametrize(
+    ("damaged", "content", "message"),
+    [
+        ("glue.json", b"{not json", "corrupt"),
+        ("glue.json", b'{"task": "mnli"}', "corrupt"),
+        ("head.safetensors", b"\x00garbage", "unreadable head weights"),
+    ],
+)
+def test_damaged_finetuned_folder_is_a_clear_error(
+    glue_root, tiny_teacher_dir, tmp_path, damaged, content, message
+):
+    encoder = _tiny_teacher(tiny_teacher_dir)
+    model = GlueModel(encoder, GlueHead(encoder.dim, 3, pair=True, hidden=8))
+    save_finetuned(model, tmp_path / "mnli", {"task": "mnli"})
+    (tmp_path / "mnli" / damaged).write_bytes(content)
+    with pytest.raises(PipelineError, match=message):
+        load_finetuned(tmp_path / "mnli")
