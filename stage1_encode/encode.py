@@ -24,6 +24,7 @@ from tqdm import tqdm
 from data import shards
 from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
+from pipeline.runtime import release_freed_memory
 from stage1_encode.teacher import Teacher
 
 
@@ -114,6 +115,8 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
         bar.update(skipped)
         rows += len(pending.ids)
         written.append(names[pending.index])
+        del pending, data, embedding
+        release_freed_memory()
     bar.close()
     return EncodeSummary(rows, time.perf_counter() - start, written, [names[i] for i in done])
 
