@@ -27,6 +27,15 @@ def test_packed_linear_equals_linear(bias, shape) -> None:
 
 
 @needs_onednn
+def test_packed_linear_accepts_strided_inputs() -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(32, 24)
+    for x in (torch.randn(9, 3, 32).transpose(0, 1), torch.randn(5, 64)[:, ::2]):
+        with torch.inference_mode():
+            torch.testing.assert_close(PackedLinear(linear)(x), linear(x), atol=1e-5, rtol=1e-5)
+
+
+@needs_onednn
 def test_pack_linears_swaps_every_linear_and_keeps_outputs() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Sequential(nn.Linear(32, 8))).eval()
