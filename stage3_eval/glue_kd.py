@@ -37,9 +37,9 @@ def distillation_set(
             f"--save-finetuned {kd_dir})"
         )
     teacher, meta = load_finetuned(folder, device)
-    pack_linears(teacher)  # inference only from here
     if meta.get("task") != task.name or teacher.head.config["num_outputs"] != task.num_outputs:
         raise PipelineError(f"{folder}: fine-tuned for {meta.get('task')!r}, not {task.name}")
+    pack_linears(teacher)  # inference only from here
     data = concatenate(train, augment(train, augment_config, seed))
     outputs = predict(
         teacher,
