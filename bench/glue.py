@@ -44,9 +44,9 @@ REFERENCE = {  # published GLUE dev results, x100 (the issue's table)
 
 
 def run_glue(
-    model: str, name: str, args: argparse.Namespace, tasks: str, *extra: str, seeds: int = 0
+    model: str, name: str, args: argparse.Namespace, tasks: str, *extra: str, seeds: int
 ) -> None:
-    """``pipeline eval glue`` for one model, with ``args.seeds`` seeds unless ``seeds`` is set."""
+    """``pipeline eval glue`` for one model with ``seeds`` seeds."""
     argv = [
         "eval",
         "glue",
@@ -61,7 +61,7 @@ def run_glue(
         "--out",
         str(args.out),
         "--seeds",
-        str(seeds or args.seeds),
+        str(seeds),
         "--device",
         args.device,
         "--no-predict-test",
@@ -169,18 +169,21 @@ def main_bench() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-glue")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
+    args.teacher_seeds = args.teacher_seeds or args.seeds
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     models = [m.strip() for m in args.models.split(",")]
     have_student = (args.student / "config.json").is_file()
     teacher_opt = ["--teacher", args.teacher] if args.teacher else []
     finetuned = args.out / "teacher-finetuned"
     if "student" in models and have_student:
-        run_glue(str(args.student), "student", args, ",".join(tasks))
+        run_glue(str(args.student), "student", args, ",".join(tasks), seeds=args.seeds)
     elif "student" in models:
         print(f"no student at {args.student}: student rows skipped")
     if "scratch" in models:
         config = ["--student-config", str(args.student)] if have_student else []
-        run_glue("scratch", "scratch", args, ",".join(tasks), *config, *teacher_opt)
+        run_glue(
+            "scratch", "scratch", args, ",".join(tasks), *config, *teacher_opt, seeds=args.seeds
+        )
     if "teacher" in models:
         run_glue(
             args.teacher or "teacher",
@@ -189,7 +192,7 @@ def main_bench() -> None:
             ",".join(tasks),
             "--save-finetuned",
             str(finetuned),
-            seeds=args.teacher_seeds or args.seeds,
+            seeds=args.teacher_seeds,
         )
     if args.kd_tasks and have_student and finetuned.is_dir():
         run_glue(
@@ -199,7 +202,7 @@ def main_bench() -> None:
             args.kd_tasks,
             "--kd-teacher",
             str(finetuned),
-            seeds=args.teacher_seeds or args.seeds,
+            seeds=args.teacher_seeds,
         )
     scores, timing = scores_by_model(args.out)
     markdown = table(scores, timing, tasks)
@@ -209,7 +212,7 @@ def main_bench() -> None:
         {
             "budget": {
                 "seeds": args.seeds,
-                "teacher_seeds": args.teacher_seeds or args.seeds,
+                "teacher_seeds": args.teacher_seeds,
                 "epochs": args.epochs or "per task",
                 "max_train_examples": args.max_train_examples,
                 "tasks": tasks,
