@@ -2,9 +2,10 @@
 
 After Wu et al. 2020, the student approximates the teacher's *sentence vector*, so it has the
 teacher's tokenizer, starts from the teacher's word-piece embeddings and outputs vectors of the
-teacher's width (L2-normalised when the teacher's are). Sequences run packed
-(``pack_padded_sequence``), so padding costs neither time nor correctness, and residual or dense
-connections are applied to the packed data directly, which keeps deeper stacks cheap.
+teacher's width (L2-normalised when the teacher's are). Batches run padded through
+``bidirectional_lstm``, which is exact at every real token and lets the CPU use its fused RNN
+kernels; batches are length-sorted everywhere, so little padding is computed, and padding
+positions are masked out of the pooling.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
+from stage2_train.bilstm import bidirectional_lstm
 from stage2_train.config import StudentConfig
 
 CONFIG_FILE = "config.json"
@@ -44,10 +45,6 @@ def load_tokenizer(directory: str | Path) -> Any:
         return AutoTokenizer.from_pretrained(str(directory))
     except (OSError, ValueError) as exc:
         raise PipelineError(f"{directory}: cannot load tokenizer ({exc})") from None
-
-
-def _with_data(packed: PackedSequence, data: torch.Tensor) -> PackedSequence:
-    return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
 
 
 class Student(nn.Module):
@@ -218,26 +215,23 @@ class Student(nn.Module):
         if self.embed_proj is not None:
             tokens = self.embed_proj(tokens)
         tokens = self.dropout(tokens)
-        packed = pack_padded_sequence(tokens, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        features = self._encode_packed(packed)
-        hidden, _ = pad_packed_sequence(features, batch_first=True, total_length=input_ids.shape[1])
+        hidden = self._encode_padded(tokens, lengths)
         pooled = self._pool(hidden, lengths)
         vectors = self.head(self.dropout(pooled))
         return F.normalize(vectors, p=2, dim=1) if self.config.normalize else vectors
 
-    def _encode_packed(self, packed: PackedSequence) -> PackedSequence:
-        layer_input = packed
+    def _encode_padded(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        layer_input = tokens
         for lstm in self.lstms:
-            output, _ = lstm(layer_input)
+            output = bidirectional_lstm(lstm, layer_input, lengths)
             if self.config.connection == "dense":
-                data = torch.cat([layer_input.data, output.data], dim=1)
-            elif output.data.shape == layer_input.data.shape:
-                data = output.data + layer_input.data
+                layer_input = torch.cat([layer_input, output], dim=2)
+            elif output.shape == layer_input.shape:
+                layer_input = output + layer_input
             else:  # the first layer changes width: nothing to add
-                data = output.data
-            layer_input = _with_data(packed, data)
+                layer_input = output
         if self.config.connection == "dense":  # pool over every layer's output, not the input
-            return _with_data(packed, layer_input.data[:, self.config.input_width :])
+            return layer_input[:, :, self.config.input_width :]
         return layer_input
 
     def _pool(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
