@@ -26,6 +26,7 @@ from tqdm import tqdm
 from data.errors import PipelineError
 from data.shards import ShardStore
 from data.stream import BatchLoader, ValidationSet, plan_epoch, scan_shards, steps_per_epoch
+from pipeline.runtime import adamw
 from stage2_train.checkpoint import (
     CHECKPOINTS,
     TrainState,
@@ -173,7 +174,7 @@ def _optimizer(student: Student, cfg: TrainConfig) -> torch.optim.Optimizer:
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    return adamw(groups, lr=cfg.lr)
 
 
 def lr_factor(progress: float, warmup: float) -> float:

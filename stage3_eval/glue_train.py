@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from data.batching import token_budget_batches
+from pipeline.runtime import adamw
 from stage3_eval.glue_model import GlueModel
 
 NO_LABEL = -1
@@ -82,7 +83,7 @@ def _optimizer(model: GlueModel, config: TrainConfig) -> torch.optim.Optimizer:
     if not model.freeze_encoder:
         encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
         groups.append({"params": encoder_params, "lr": config.lr})
-    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    return adamw(groups, weight_decay=config.weight_decay)
 
 
 def _schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: float):
