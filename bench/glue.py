@@ -20,6 +20,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
+from scipy.stats import ttest_ind
 
 from bench.common import ROOT, SHARED_DATA, write_result
 from data.glue import TASKS
@@ -149,6 +150,29 @@ def targets(scores: dict, tasks: list[str]) -> dict[str, bool | None]:
     return checks
 
 
+def student_vs_scratch(scores: dict, tasks: list[str]) -> dict[str, dict[str, float]]:
+    """Per task: mean difference (x100), seeds of each, and Welch's t-test p-value.
+
+    A difference smaller than the seed-to-seed spread is a tie, whatever its sign; the p-value
+    says how often seeds alone would produce it.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for task in tasks:
+        student = scores.get("student", {}).get(task, [])
+        scratch = scores.get("scratch", {}).get(task, [])
+        if not student or not scratch:
+            continue
+        entry = {
+            "difference": float(np.mean(student) - np.mean(scratch)),
+            "student_seeds": len(student),
+            "scratch_seeds": len(scratch),
+        }
+        if len(student) > 1 and len(scratch) > 1:
+            entry["welch_p"] = float(ttest_ind(student, scratch, equal_var=False).pvalue)
+        out[task] = entry
+    return out
+
+
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--student", type=Path, default=ROOT / "runs" / "student")
@@ -211,7 +235,7 @@ def main_bench() -> None:
         "glue",
         {
             "budget": {
-                "seeds": args.seeds,
+                "seeds": args.seeds,  # per run of this command; the cells pool every seed in out
                 "teacher_seeds": args.teacher_seeds,
                 "epochs": args.epochs or "per task",
                 "max_train_examples": args.max_train_examples,
@@ -224,6 +248,7 @@ def main_bench() -> None:
             "seconds_per_run": timing,
             "reference": REFERENCE,
             "targets": targets(scores, tasks),
+            "student_vs_scratch": student_vs_scratch(scores, tasks),
             "table": markdown,
             "results_dir": str(args.out),
         },
