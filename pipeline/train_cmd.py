@@ -194,8 +194,9 @@ def train(
 @click.option("--batch-size", default=256, type=click.IntRange(1))
 @click.option(
     "--int8/--fp32",
-    default=True,
-    help="int8 dynamic quantization for inference (fast on CPU), or float32.",
+    default=False,
+    help="int8 dynamic quantization (4× smaller LSTM and linear weights, cosine ~0.999 to "
+    "float32), or exact float32 [default], which is as fast on CPUs with oneDNN's fused LSTM.",
 )
 @click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
 def embed(file, model, out, batch_size, int8, threads) -> None:

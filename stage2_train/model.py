@@ -169,9 +169,10 @@ class Student(nn.Module):
     def quantized(self) -> Student:
         """An int8 copy for CPU inference: dynamic quantization of the LSTM and linear layers.
 
-        Weights are stored in int8 and activations quantized on the fly, which makes ``encode``
-        several times faster on CPU at a cosine of ~0.99999 to the float model (measured in
-        docs/student.md). Inference only: it is not differentiable; fine-tune the float model.
+        Weights are stored in int8 (4× smaller) and activations quantized on the fly, at a cosine
+        of ~0.999 to the float model. Since the float LSTM runs oneDNN's fused kernels it is no
+        longer faster on the CPU measured in docs/student.md; it pays where memory does, or on
+        CPUs without those kernels. Inference only: not differentiable; fine-tune the float model.
         """
         import warnings
 

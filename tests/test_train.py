@@ -138,12 +138,12 @@ def test_embed_command_writes_npy(trained, tmp_path) -> None:
 
     texts = tmp_path / "texts.txt"
     texts.write_text("the cat runs\n\na big dog\n")
-    result = run_cli("embed", "--model", trained, texts, "--fp32")
+    result = run_cli("embed", "--model", trained, texts)  # float32 by default
     assert result.exit_code == 0, result.output
     vectors = np.load(tmp_path / "texts.npy")
     expected = Student.from_pretrained(trained).encode(["the cat runs", "a big dog"])
     np.testing.assert_array_equal(vectors, expected)
-    int8 = run_cli("embed", "--model", trained, texts, "--out", tmp_path / "q.npy")
+    int8 = run_cli("embed", "--model", trained, texts, "--out", tmp_path / "q.npy", "--int8")
     assert int8.exit_code == 0, int8.output
     quantized = np.load(tmp_path / "q.npy")
     assert quantized.shape == expected.shape
