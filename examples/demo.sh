@@ -6,14 +6,14 @@
 #
 # Knobs (environment variables):
 #   DEMO_ROWS=30000      corpus lines sampled (fixed seed); `all` takes every line
-#   TRAIN_MINUTES=8      training time box
+#   TRAIN_MINUTES=4      training time box
 #   CORPUS=FILE          use this corpus instead of WordNet
 #   GLUE_DIR=DIR         GLUE TSVs (STS-B/dev.tsv, SST-2/): adds zero-shot STS-B and SST-2
 #                        [default: ../shared/data/glue when that folder exists; GLUE_DIR=none
 #                        skips GLUE]
 #   SST2_EXAMPLES=4000   SST-2 training examples for the fine-tuning check
 #   RUN=runs/demo        where everything goes; re-running resumes from what is there
-# The defaults finish in about 15-20 minutes on 2 CPU cores.
+# The defaults finish in about 5-6 minutes on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PIPELINE="${PIPELINE:-.venv/bin/pipeline}"
 RUN="${RUN:-runs/demo}"
 DEMO_ROWS="${DEMO_ROWS:-30000}"
-TRAIN_MINUTES="${TRAIN_MINUTES:-8}"
+TRAIN_MINUTES="${TRAIN_MINUTES:-4}"
 SST2_EXAMPLES="${SST2_EXAMPLES:-4000}"
 VAL_FRACTION="${VAL_FRACTION:-0.05}"
 WORDNET_DIR="${WORDNET_DIR:-/usr/share/wordnet}"
