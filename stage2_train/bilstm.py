@@ -38,8 +38,7 @@ def _one_direction(lstm: nn.Module, inputs: torch.Tensor, direction: int) -> tor
             dtype=lstm.dtype, use_dynamic=True,
         )  # fmt: skip
         return output
-    per_direction = len(lstm._flat_weights) // 2
-    params = lstm._flat_weights[direction * per_direction : (direction + 1) * per_direction]
+    params = lstm.all_weights[direction]  # [w_ih, w_hh(, b_ih, b_hh)] of that direction
     output, _, _ = torch.lstm(
         inputs, (zeros, zeros), params, lstm.bias, 1, 0.0, lstm.training, False, True
     )
