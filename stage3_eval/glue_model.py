@@ -142,26 +142,26 @@ def load_finetuned(folder: Path, device: torch.device | str = "cpu") -> tuple[Gl
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         spec, head_args = meta["encoder"], meta["head"]
+        teacher_args = (
+            {key: spec[key] for key in ("pooling", "normalize", "max_length")}
+            if spec["kind"] == "teacher"
+            else None
+        )
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise PipelineError(f"{meta_path}: corrupt ({type(exc).__name__}: {exc})") from None
-    if spec.get("kind") == "teacher":
+    if teacher_args is not None:
         from stage1_encode.teacher import Teacher
 
-        encoder: nn.Module = Teacher(
-            str(folder / ENCODER_DIR),
-            pooling=spec["pooling"],
-            normalize=spec["normalize"],
-            max_length=spec["max_length"],
-        )
+        encoder: nn.Module = Teacher(str(folder / ENCODER_DIR), **teacher_args)
     else:
         from stage2_train import Student
 
         encoder = Student.from_pretrained(folder / ENCODER_DIR)
-    head = GlueHead(**head_args)
     head_path = folder / HEAD_FILE
     try:
+        head = GlueHead(**head_args)
         head.load_state_dict(load_file(str(head_path)))
-    except (SafetensorError, OSError, RuntimeError) as exc:
+    except (SafetensorError, OSError, RuntimeError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PipelineError(f"{head_path}: unreadable head weights ({first})") from None
     model = GlueModel(encoder, head).to(torch.device(device))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,8 @@ def test_regression_head_starts_at_the_given_score():
     [
         ("glue.json", b"{not json", "corrupt"),
         ("glue.json", b'{"task": "mnli"}', "corrupt"),
+        ("glue.json", b'{"task": "mnli", "encoder": "teacher", "head": {}}', "corrupt"),
+        ("glue.json", b'{"encoder": {"kind": "teacher", "pooling": "cls"}, "head": {}}', "corrupt"),
         ("head.safetensors", b"\x00garbage", "unreadable head weights"),
     ],
 )
@@ -178,4 +181,16 @@ def test_damaged_finetuned_folder_is_a_clear_error(
     save_finetuned(model, tmp_path / "mnli", {"task": "mnli"})
     (tmp_path / "mnli" / damaged).write_bytes(content)
     with pytest.raises(PipelineError, match=message):
+        load_finetuned(tmp_path / "mnli")
+
+
+def test_finetuned_head_config_that_does_not_fit_is_a_clear_error(tiny_teacher_dir, tmp_path):
+    encoder = _tiny_teacher(tiny_teacher_dir)
+    model = GlueModel(encoder, GlueHead(encoder.dim, 3, pair=True, hidden=8))
+    save_finetuned(model, tmp_path / "mnli", {"task": "mnli"})
+    meta_path = tmp_path / "mnli" / "glue.json"
+    meta = json.loads(meta_path.read_text())
+    meta["head"] = {"no_such_option": 1}
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(PipelineError, match="unreadable head"):
         load_finetuned(tmp_path / "mnli")
