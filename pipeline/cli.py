@@ -7,16 +7,23 @@ import sys
 import click
 
 from data.errors import PipelineError
+from data.files import describe_os_error
 
 
 class PipelineGroup(click.Group):
-    """Turns a PipelineError into a one-line message and exit code 1, never a traceback."""
+    """Turns a PipelineError into a one-line message and exit code 1, never a traceback.
+
+    An ``OSError`` that no command translated (the environment refusing a read or a write) gets
+    the same treatment: the commands write through temporaries, so nothing half-written remains.
+    """
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except PipelineError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(describe_os_error(exc)) from None
         except KeyboardInterrupt:
             click.echo("interrupted; re-run the same command to resume", err=True)
             sys.exit(130)

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from data import shards
 from pipeline.cli import main
+from tests.cli_helpers import refused
 from tests.conftest import WORDS, build_tiny_teacher, tiny_corpus_lines
 from tests.stage2_helpers import copy_shards, make_tiny_shards, train_cli
 
@@ -37,30 +38,6 @@ def student(tmp_path_factory, tiny_shards) -> Path:
     result = train_cli(tiny_shards, out, "--max-steps", "3", "--val-every", "100")
     assert result.exit_code == 0, result.output
     return out
-
-
-def _snapshot(path: Path) -> dict[str, bytes] | None:
-    if not path.exists():
-        return None
-    if path.is_file():
-        return {path.name: path.read_bytes()}
-    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
-
-
-def refused(args: list, *fragments: str, untouched: Path | None = None) -> str:
-    """Run a command that must fail cleanly; return its one error line."""
-    before = _snapshot(untouched) if untouched is not None else None
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert isinstance(result.exception, SystemExit), f"escaped {result.exception!r}"
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if "Error" in line]
-    assert len(errors) == 1 and errors[0].startswith("Error: "), result.output
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    if untouched is not None:
-        assert _snapshot(untouched) == before, f"{untouched} was written to"
-    return errors[0]
 
 
 def _encode(corpus, out, teacher, *extra) -> list:

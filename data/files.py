@@ -1,0 +1,128 @@
+"""Writing files so that a failure leaves nothing half-written, and the environment's refusals
+(disk full, read-only, permission denied, a folder where a file belongs) as one-line errors.
+
+Every output goes to a temporary sibling first and is renamed over its final name only when
+complete, so a file that exists under its final name is whole. The temporary name starts with a
+dot and ends in ``.tmp-PID``; ``remove_stale_temporaries`` clears those left by killed runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from data.errors import PipelineError
+
+_REASONS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EISDIR: "is a directory",
+    errno.ENOTDIR: "a path component is not a directory",
+    errno.ENOENT: "no such file or directory",
+    errno.EEXIST: "already exists",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def describe_os_error(exc: OSError, path: str | os.PathLike | None = None) -> str:
+    """One line naming the path and the reason, without errno numbers or a traceback."""
+    reason = _REASONS.get(exc.errno or -1) or exc.strerror or str(exc) or type(exc).__name__
+    where = path if path is not None else exc.filename
+    return f"{where}: {reason}" if where is not None else reason
+
+
+@contextlib.contextmanager
+def os_errors(path: str | os.PathLike, action: str = "cannot write") -> Iterator[None]:
+    """Turn an ``OSError`` raised inside the block into a one-line ``PipelineError``."""
+    try:
+        yield
+    except PipelineError:
+        raise
+    except OSError as exc:
+        raise PipelineError(f"{action} {describe_os_error(exc, path)}") from None
+
+
+def temporary_sibling(target: Path) -> Path:
+    """The temporary name ``target`` is written under before it is renamed into place."""
+    return target.with_name(f".{target.name}.tmp-{os.getpid()}")
+
+
+def remove(path: Path) -> None:
+    """Remove a file or folder if it exists; never fails (used on the way out of an error)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write ``target`` at (a file or a folder); on success it is
+    renamed over ``target``, on any failure it is removed and an ``OSError`` becomes one line."""
+    target = Path(target)
+    tmp = temporary_sibling(target)
+    remove(tmp)
+    try:
+        with os_errors(target):
+            yield tmp
+            if target.is_dir() and not target.is_symlink() and tmp.is_dir():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+    except BaseException:
+        remove(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a UTF-8 text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+    """Write a binary file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
+
+
+def remove_stale_temporaries(folder: Path, name: str) -> None:
+    """Remove ``.NAME.tmp-*`` left in ``folder`` by runs that were killed mid-write."""
+    for stale in folder.glob(f".{name}.tmp-*"):
+        remove(stale)
+
+
+def require_free_space(folder: Path, needed: int, what: str) -> None:
+    """Refuse to start a write of about ``needed`` bytes that the file system cannot hold.
+
+    HDF5 does not survive a full disk gracefully (it can crash the process while closing a file
+    whose write failed), so writers check the room they need before they begin.
+    """
+    with os_errors(folder, "cannot check free space on"):
+        free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise PipelineError(
+            f"{folder}: no space left on device for {what} "
+            f"(needs about {_mib(needed)}, {_mib(free)} free)"
+        )
+
+
+def require_writable_folder(folder: Path) -> None:
+    """Create ``folder`` (and parents) or say in one line why it cannot be an output folder."""
+    if folder.exists() and not folder.is_dir():
+        raise PipelineError(f"{folder} is a file, not a folder; choose another output path")
+    with os_errors(folder, "cannot create output folder"):
+        folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PipelineError(f"cannot write to {folder}: permission denied or read-only")
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB"
