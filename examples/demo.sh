@@ -7,7 +7,7 @@
 # Knobs (environment variables):
 #   DEMO_ROWS=30000      corpus lines sampled (fixed seed); `all` takes every line
 #   TRAIN_MINUTES=4      training time box
-#   CORPUS=FILE          use this corpus instead of WordNet
+#   CORPUS=FILE          use this corpus (one text per line, .txt or .txt.gz) instead of WordNet
 #   GLUE_DIR=DIR         GLUE TSVs (STS-B/dev.tsv, SST-2/): adds zero-shot STS-B and SST-2
 #                        [default: ../shared/data/glue when that folder exists; GLUE_DIR=none
 #                        skips GLUE]
@@ -33,6 +33,8 @@ elif [[ "${GLUE_DIR:-}" == "none" ]]; then
 fi
 
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+# a .gz corpus is decompressed on the fly (shuf and wc would read its compressed bytes)
+text_of() { if [[ "$1" == *.gz ]]; then gzip -cd "$1"; else cat "$1"; fi; }
 has_result() { [[ -f "$1/results.json" ]] && grep -q "\"$2\"" "$1/results.json"; }
 
 mkdir -p "$RUN"
@@ -65,12 +67,16 @@ if [[ "$DEMO_ROWS" == "all" ]]; then
   CORPUS_FILE="$SOURCE"
 elif [[ ! -f "$CORPUS_FILE" ]]; then
   step "sampling $DEMO_ROWS lines of $SOURCE (fixed seed; DEMO_ROWS=all takes everything)"
-  shuf -n "$DEMO_ROWS" --random-source=<(yes) "$SOURCE" > "$CORPUS_FILE.tmp"
+  if [[ "$SOURCE" == *.gz ]]; then
+    gzip -cd "$SOURCE" | shuf -n "$DEMO_ROWS" --random-source=<(yes) > "$CORPUS_FILE.tmp"
+  else
+    shuf -n "$DEMO_ROWS" --random-source=<(yes) "$SOURCE" > "$CORPUS_FILE.tmp"
+  fi
   mv "$CORPUS_FILE.tmp" "$CORPUS_FILE"
 fi
 
 # 2. stage 1: teacher vectors (skips complete shards) ----------------------------------------
-step "stage 1: encoding $(wc -l < "$CORPUS_FILE") texts with the embedded teacher"
+step "stage 1: encoding $(text_of "$CORPUS_FILE" | wc -l) texts with the embedded teacher"
 SHARDS="$RUN/shards-$DEMO_ROWS"
 "$PIPELINE" encode "$CORPUS_FILE" --out "$SHARDS" --shard-size 5000
 
