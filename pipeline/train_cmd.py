@@ -85,7 +85,11 @@ from pipeline.runtime import resolve_device
 @device_option
 @click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
 @click.option("--overwrite", is_flag=True, help="Replace a run of another configuration in --out.")
-@click.option("--progress/--no-progress", default=True, help="Show a tqdm bar.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    help="Show progress: a bar in a terminal, a plain line every 30 s otherwise.",
+)
 def train(
     targets,
     out,

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from data import shards
 from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
+from data.progress import progress_bar
 from pipeline.runtime import release_freed_memory
 from stage1_encode.teacher import Teacher
 
@@ -103,7 +103,9 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
 
     start, rows, written = time.perf_counter(), 0, []
     expected = sum(_lines_in(i, cfg.shard_size, corpus_id.lines) for i in todo)
-    bar = tqdm(total=expected, unit="sent", desc="encode", disable=not cfg.progress or not todo)
+    bar = progress_bar(
+        total=expected, unit="sent", desc="encode", enabled=cfg.progress and bool(todo)
+    )
     attrs = _shard_attrs(manifest)
     for pending in _prefetch(_read_shards(files, todo, teacher, cfg)):
         embedding = teacher.embed_ids(pending.ids, cfg.max_tokens, on_batch=bar.update)

@@ -24,6 +24,7 @@ from safetensors import safe_open
 from tqdm import tqdm
 
 from data.errors import PipelineError
+from data.progress import progress_bar
 from data.shards import ShardStore
 from data.stream import BatchLoader, ValidationSet, plan_epoch, scan_shards, steps_per_epoch
 from pipeline.runtime import adamw
@@ -311,20 +312,28 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
             f"resuming from {resume_from.name} (step {state.step} of {total_steps})",
             file=sys.stderr,
         )
-    bar = tqdm(
-        total=total_steps,
-        initial=state.step,
-        unit="step",
-        desc="train",
-        disable=not (cfg.progress and ctx.is_main),
-        dynamic_ncols=True,
-    )
     window = {"start": time.perf_counter(), "sentences": 0, "wait": 0.0, "loss": 0.0, "n": 0}
     budget = cfg.time_budget * 60 if cfg.time_budget else None
     run_start, seconds_before = time.perf_counter(), state.train_seconds
 
     def elapsed() -> float:
         return seconds_before + time.perf_counter() - run_start
+
+    def bar_position() -> int:
+        """Steps done; under a time box, the seconds of the box used, or the share of the steps
+        done if they end the run first (as the LR schedule counts progress)."""
+        if budget is None:
+            return state.step
+        return math.ceil(budget * min(1.0, max(state.step / total_steps, elapsed() / budget)))
+
+    bar = progress_bar(
+        total=total_steps if budget is None else math.ceil(budget),
+        initial=bar_position(),
+        unit="step",
+        desc="train",
+        enabled=cfg.progress and ctx.is_main,
+        seconds=budget is not None,
+    )
 
     def finished() -> bool:
         out_of_time = budget is not None and elapsed() >= budget
@@ -372,12 +381,13 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
             window["sentences"] += len(batch) * ctx.world
             window["loss"] += float(loss.detach())
             window["n"] += 1
-            bar.update(1)
+            bar.update(bar_position() - bar.n)
             record: dict[str, Any] = {}
             if state.step % cfg.log_every == 0 or state.step == total_steps:
                 record = _window_record(window, optimizer.param_groups[0]["lr"])
                 rate = record["sentences_per_s"]
-                bar.set_postfix(loss=f"{record['loss']:.4f}", sent_s=f"{rate:.0f}")
+                steps = {} if budget is None else {"step": state.step}
+                bar.set_postfix(**steps, loss=f"{record['loss']:.4f}", sent_s=f"{rate:.0f}")
             if ctx.is_main and (state.step % cfg.val_every == 0):
                 record.update(evaluate())
                 student.train()

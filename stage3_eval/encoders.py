@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from data.errors import PipelineError
+from data.progress import progress_bar
 
 TEACHER = "teacher"
 STUDENT_FILES = ("config.json", "model.safetensors")
@@ -83,7 +83,7 @@ def encode_timed(
 ) -> tuple[np.ndarray, float]:
     """Vectors for ``texts`` with a progress bar, and the seconds spent in the encoder."""
     parts, seconds = [], 0.0
-    with tqdm(total=len(texts), desc=desc, unit="sent", disable=len(texts) <= chunk) as bar:
+    with progress_bar(total=len(texts), desc=desc, unit="sent", enabled=len(texts) > chunk) as bar:
         for start in range(0, len(texts), chunk):
             batch = texts[start : start + chunk]
             begin = time.perf_counter()

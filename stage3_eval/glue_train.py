@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from data.batching import token_budget_batches
+from data.progress import progress_bar
 from pipeline.runtime import adamw
 from stage3_eval.glue_model import GlueModel
 
@@ -148,7 +148,7 @@ def fine_tune(
     params = [p for group in optimizer.param_groups for p in group["params"]]
     epoch_losses: list[float] = []
     model.train()
-    with tqdm(
+    with progress_bar(
         total=config.epochs * len(data), desc=desc, unit="ex", unit_scale=True, leave=False
     ) as bar:
         for _ in range(config.epochs):
@@ -187,7 +187,7 @@ def predict(
     """Raw outputs ``[N, num_outputs]`` in input order (length-sorted batches inside)."""
     model.eval()
     outputs: np.ndarray | None = None
-    with tqdm(total=len(data), desc=desc, unit="ex", unit_scale=True, leave=False) as bar:
+    with progress_bar(total=len(data), desc=desc, unit="ex", unit_scale=True, leave=False) as bar:
         for batch in token_budget_batches(data.lengths(), max_tokens, max_rows=256):
             result = model(*data.rows(batch)).float().cpu().numpy()
             if outputs is None:

@@ -16,9 +16,9 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from data.errors import PipelineError
+from data.progress import progress_bar
 from data.shards import ShardStore, is_validation, read_shard
 from stage3_eval.encoders import Encoder, encode_timed
 from stage3_eval.knn import build_index, neighbours_excluding_self, normalize, recall_at_k
@@ -70,7 +70,8 @@ class ProbeScore:
 def held_out_rows(store: ShardStore, fraction: float, max_rows: int | None = None) -> HeldOut:
     """Rows chosen by ``is_validation`` in corpus order, the first ``max_rows`` if capped."""
     texts, targets, lines = [], [], []
-    for path in tqdm(store.paths, desc="read shards", unit="shard", disable=len(store.paths) < 4):
+    bar = progress_bar(store.paths, desc="read shards", unit="shard", enabled=len(store.paths) >= 4)
+    for path in bar:
         shard = read_shard(path)
         mask = is_validation(shard.line, fraction)
         texts.extend(t for t, keep in zip(shard.text, mask, strict=True) if keep)

@@ -21,10 +21,10 @@ from typing import Any
 
 import faiss
 import numpy as np
-from tqdm import tqdm
 
 from data.corpus import fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
+from data.progress import progress_bar
 from stage3_eval.encoders import TEACHER, Encoder
 from stage3_eval.knn import ivf_lists, new_index, normalize
 from stage3_eval.results import Result, write_results
@@ -146,7 +146,7 @@ def build_index_dir(
     try:
         writer = _Writer(tmp, kind, encoder.dim, corpus_id.lines)
         seconds = 0.0
-        with tqdm(total=corpus_id.lines, desc="index", unit="line") as bar:
+        with progress_bar(total=corpus_id.lines, desc="index", unit="line") as bar:
             for lines, texts in _chunks(files, chunk):
                 begin = time.perf_counter()
                 vectors = normalize(encoder.encode(texts))
