@@ -5,9 +5,17 @@ from __future__ import annotations
 import sys
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 from data.errors import PipelineError
 from data.files import describe_os_error
+
+
+def _one_line(exc: click.UsageError) -> click.ClickException:
+    """A usage error (bad option value, unknown option or command, missing argument) as the
+    same one ``Error:`` line and exit 1 as every other refusal, pointing at the right --help."""
+    where = exc.ctx.command_path if exc.ctx else "pipeline"
+    return click.ClickException(f"{exc.format_message()} See '{where} --help'.")
 
 
 class PipelineGroup(click.Group):
@@ -15,11 +23,27 @@ class PipelineGroup(click.Group):
 
     An ``OSError`` that no command translated (the environment refusing a read or a write) gets
     the same treatment: the commands write through temporaries, so nothing half-written remains.
+    Usage errors too: the group's own options are parsed in ``parse_args``, every sub-command's
+    (and sub-group's) inside ``invoke``. A bare group still prints its help, with exit 0.
     """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except NoArgsIsHelpError as exc:
+            click.echo(exc.format_message())
+            ctx.exit(0)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except NoArgsIsHelpError as exc:
+            click.echo(exc.format_message())
+            ctx.exit(0)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
         except PipelineError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.options import device_option, encode_batch_option, results_out_option
+from pipeline.options import FiniteRange, device_option, encode_batch_option, results_out_option
 from pipeline.runtime import resolve_device
 
 MODEL_HELP = "Student dir, 'teacher' (embedded) or an HF encoder path; repeat to compare."
@@ -70,7 +70,7 @@ def sts_cmd(models, files, out, batch_size, device) -> None:
 @click.option(
     "--validation-fraction",
     default=None,
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FiniteRange(0, 1, min_open=True),
     help="Held-out share of rows [default: the student's own, else stage 2's]",
 )
 @click.option("--max-rows", default=None, type=click.IntRange(2), help="Cap the probed rows.")

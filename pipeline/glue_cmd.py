@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from pipeline.options import device_option
+from pipeline.options import FiniteRange, device_option
 from pipeline.runtime import resolve_device
 
 
@@ -47,12 +47,12 @@ from pipeline.runtime import resolve_device
 @click.option(
     "--lr",
     default=None,
-    type=click.FloatRange(0, min_open=True),
+    type=FiniteRange(0, min_open=True),
     help="Encoder learning rate [default: 2e-5 for a transformer, 5e-4 for a BiLSTM]",
 )
-@click.option("--head-lr", default=1e-3, type=click.FloatRange(0, min_open=True))
+@click.option("--head-lr", default=1e-3, type=FiniteRange(0, min_open=True))
 @click.option("--hidden", default=512, type=click.IntRange(1), help="Head MLP hidden units.")
-@click.option("--dropout", default=0.1, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--dropout", default=0.1, type=FiniteRange(0, 1, max_open=True))
 @click.option("--freeze-encoder", is_flag=True, help="Train the head only.")
 @click.option(
     "--max-train-examples",
@@ -78,7 +78,9 @@ from pipeline.runtime import resolve_device
     type=click.Path(path_type=Path),
     help="Student dir whose architecture 'scratch' copies [default: stage 2 defaults]",
 )
-@click.option("--max-length", default=128, type=click.IntRange(8), help="Tokens per sentence.")
+@click.option(
+    "--max-length", default=128, type=click.IntRange(8, 8192), help="Tokens per sentence."
+)
 @click.option(
     "--kd-teacher",
     default=None,
@@ -88,7 +90,7 @@ from pipeline.runtime import resolve_device
 @click.option(
     "--kd-alpha",
     default=0.5,
-    type=click.FloatRange(0, 1),
+    type=FiniteRange(0, 1),
     help="Weight of the label loss; 1 - alpha goes to the MSE on the teacher's logits.",
 )
 @click.option(
@@ -98,11 +100,11 @@ from pipeline.runtime import resolve_device
     type=click.IntRange(0),
     help="Tang et al. augmented copies per train example for KD [default: 4 with --kd-teacher]",
 )
-@click.option("--p-mask", default=0.1, type=click.FloatRange(0, 1), help="Augmentation masking.")
+@click.option("--p-mask", default=0.1, type=FiniteRange(0, 1), help="Augmentation masking.")
 @click.option(
     "--p-ngram",
     default=0.25,
-    type=click.FloatRange(0, 1),
+    type=FiniteRange(0, 1),
     help="Augmentation n-gram sampling probability.",
 )
 @click.option(

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from pipeline.options import device_option
+from pipeline.options import FiniteRange, device_option
 from pipeline.runtime import resolve_device
 
 
@@ -48,27 +48,27 @@ from pipeline.runtime import resolve_device
     type=click.IntRange(0),
     help="Low-rank projection of the word-piece embeddings (0: none).",
 )
-@click.option("--dropout", default=0.0, type=click.FloatRange(0, 0.9))
+@click.option("--dropout", default=0.0, type=FiniteRange(0, 0.9))
 @click.option("--batch-size", default=128, type=click.IntRange(1), help="Sentences per step.")
 @click.option("--max-tokens", default=16384, type=click.IntRange(64), help="Padded tokens/step.")
-@click.option("--lr", default=2e-3, type=click.FloatRange(0, min_open=True), help="Peak LR.")
-@click.option("--weight-decay", default=0.01, type=click.FloatRange(0))
-@click.option("--warmup", default=0.05, type=click.FloatRange(0, 1), help="Warmup fraction.")
-@click.option("--clip", default=1.0, type=click.FloatRange(0), help="Grad-norm clip (0: off).")
-@click.option("--mse-weight", default=1.0, type=click.FloatRange(0))
-@click.option("--cos-weight", default=1.0, type=click.FloatRange(0))
+@click.option("--lr", default=2e-3, type=FiniteRange(0, min_open=True), help="Peak LR.")
+@click.option("--weight-decay", default=0.01, type=FiniteRange(0))
+@click.option("--warmup", default=0.05, type=FiniteRange(0, 1), help="Warmup fraction.")
+@click.option("--clip", default=1.0, type=FiniteRange(0), help="Grad-norm clip (0: off).")
+@click.option("--mse-weight", default=1.0, type=FiniteRange(0))
+@click.option("--cos-weight", default=1.0, type=FiniteRange(0))
 @click.option("--epochs", default=3, type=click.IntRange(1))
 @click.option("--max-steps", default=None, type=click.IntRange(1), help="Overrides --epochs.")
 @click.option(
     "--time-budget",
     default=None,
-    type=click.FloatRange(0, min_open=True),
+    type=FiniteRange(0, min_open=True),
     help="Minutes of training; the LR decays to zero as it runs out.",
 )
 @click.option(
     "--val-fraction",
     default=0.01,
-    type=click.FloatRange(0, 0.5),
+    type=FiniteRange(0, 0.5),
     help="Held-out share of the corpus lines.",
 )
 @click.option("--val-rows", default=2000, type=click.IntRange(0), help="Max validation rows.")
@@ -81,7 +81,7 @@ from pipeline.runtime import resolve_device
 )
 @click.option("--checkpoint-every", default=500, type=click.IntRange(1))
 @click.option("--keep-checkpoints", default=2, type=click.IntRange(1))
-@click.option("--seed", default=0, type=int)
+@click.option("--seed", default=0, type=click.IntRange(0))
 @device_option
 @click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
 @click.option("--overwrite", is_flag=True, help="Replace a run of another configuration in --out.")

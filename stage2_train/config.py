@@ -10,6 +10,20 @@ from data.errors import PipelineError
 POOLINGS = ("max", "mean", "max_mean", "attention")
 CONNECTIONS = ("residual", "dense")
 HEADS = ("linear", "mlp")
+CHOICES = {"pooling": POOLINGS, "connection": CONNECTIONS, "head": HEADS}
+# (lowest, highest) per size: far above any useful student, low enough that a typo or a hostile
+# config.json is refused in one line instead of asking torch for terabytes. vocab_size and
+# embed_dim are 0 until the teacher's word-piece matrix fills them in.
+SIZES = {
+    "vocab_size": (0, 10_000_000),
+    "embed_dim": (0, 65_536),
+    "embed_proj": (0, 65_536),
+    "hidden_size": (1, 16_384),
+    "num_layers": (1, 32),
+    "output_dim": (1, 65_536),
+    "max_length": (1, 1_048_576),
+    "pad_id": (0, 10_000_000),
+}
 
 
 @dataclass
@@ -36,16 +50,9 @@ class StudentConfig:
     teacher: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.pooling in POOLINGS, f"pooling {self.pooling!r} not in {POOLINGS}"),
-            (self.connection in CONNECTIONS, f"connection {self.connection!r} unknown"),
-            (self.head in HEADS, f"head {self.head!r} not in {HEADS}"),
-            (self.hidden_size > 0 and self.num_layers > 0, "hidden_size, num_layers > 0"),
-            (self.embed_proj >= 0 and 0 <= self.dropout < 1, "embed_proj >= 0, 0 <= dropout < 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise PipelineError(f"student config: {message}")
+        problems = _problems(self)
+        if problems:
+            raise PipelineError(f"student config: {'; '.join(problems)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +60,10 @@ class StudentConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> StudentConfig:
         """Build from a dict, ignoring keys this version does not know (e.g. a training summary)."""
+        if not isinstance(values, dict):
+            raise PipelineError(
+                f"student config: a JSON object expected, not {type(values).__name__}"
+            )
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -70,3 +81,27 @@ class StudentConfig:
     @property
     def pooled_width(self) -> int:
         return 2 * self.feature_width if self.pooling == "max_mean" else self.feature_width
+
+
+def _problems(config: StudentConfig) -> list[str]:
+    """Every problem with ``config``'s values; empty when the student can be built from it."""
+    problems = []
+    for name, (low, high) in SIZES.items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{name} must be an integer, not {value!r}")
+        elif not low <= value <= high:
+            problems.append(f"{name}={value} is out of range {low}..{high:,}")
+    for name, choices in CHOICES.items():
+        if getattr(config, name) not in choices:
+            problems.append(f"{name} {getattr(config, name)!r} not in {choices}")
+    dropout = config.dropout
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        problems.append(f"dropout={dropout!r} must be a number in [0, 1)")
+    if not problems and 0 < config.vocab_size <= config.pad_id:  # sizes are valid ints here
+        problems.append(f"pad_id={config.pad_id} is not below vocab_size={config.vocab_size}")
+    if not isinstance(config.normalize, bool):
+        problems.append(f"normalize must be true or false, not {config.normalize!r}")
+    if not isinstance(config.teacher, dict):
+        problems.append("teacher must be a JSON object")
+    return problems

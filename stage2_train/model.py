@@ -128,8 +128,10 @@ class Student(nn.Module):
             raise PipelineError(f"{directory}: no {CONFIG_FILE}; not a student directory")
         try:
             config = StudentConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # not JSON, not UTF-8
             raise PipelineError(f"{config_path}: corrupt config ({exc})") from None
+        except PipelineError as exc:  # values out of range or not in their choice lists
+            raise PipelineError(f"{config_path}: {exc}") from None
         student = cls(config, load_tokenizer(directory / TOKENIZER_DIR))
         try:
             tensors = load_file(str(weights))
