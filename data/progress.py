@@ -75,7 +75,8 @@ class LineProgress:
     def __enter__(self) -> LineProgress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, error: type[BaseException] | None, *rest: object) -> None:
+        self.closed = self.closed or error is not None  # a failed run is not "done"
         self.close()
 
     def update(self, n: float = 1) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from tqdm import tqdm
 
 from data.progress import INTERVAL_ENV, LineProgress, progress_bar
@@ -73,3 +74,12 @@ def test_a_time_boxed_training_bar_counts_the_box(tmp_path, tiny_teacher_dir, mo
     assert bar and all(re.match(r"train: (done, )?\d+/3 s \(\d+%\)", line) for line in bar), bar
     assert bar[-1].startswith("train: done, 3/3 s (100%)"), bar
     assert "step=" in result.output  # the steps ride along as a postfix
+
+
+def test_a_failure_is_not_logged_as_done(monkeypatch):
+    monkeypatch.setenv(INTERVAL_ENV, "3600")
+    stream = io.StringIO()
+    with pytest.raises(RuntimeError), progress_bar(total=9, desc="index", file=stream) as bar:
+        bar.update(3)
+        raise RuntimeError("disk full")
+    assert stream.getvalue() == ""
