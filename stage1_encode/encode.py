@@ -24,7 +24,7 @@ from data import shards
 from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
 from data.progress import progress_bar
-from pipeline.runtime import release_freed_memory
+from stage1_encode.memory import release_freed_memory
 from stage1_encode.teacher import Teacher
 
 

@@ -27,7 +27,6 @@ from data.errors import PipelineError
 from data.progress import progress_bar
 from data.shards import ShardStore
 from data.stream import BatchLoader, ValidationSet, plan_epoch, scan_shards, steps_per_epoch
-from pipeline.runtime import adamw
 from stage2_train.checkpoint import (
     CHECKPOINTS,
     TrainState,
@@ -38,6 +37,7 @@ from stage2_train.config import StudentConfig
 from stage2_train.distributed import DistContext, any_rank, barrier, init_distributed, shutdown
 from stage2_train.export import model_card, write_file_atomic
 from stage2_train.model import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, Student
+from stage2_train.optim import adamw, lr_factor
 
 TRAIN_CONFIG = "train_config.json"
 METRICS = "metrics.jsonl"
@@ -176,14 +176,6 @@ def _optimizer(student: Student, cfg: TrainConfig) -> torch.optim.Optimizer:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return adamw(groups, lr=cfg.lr)
-
-
-def lr_factor(progress: float, warmup: float) -> float:
-    """Linear warmup over the first ``warmup`` of training, then linear decay to zero."""
-    progress = min(max(progress, 0.0), 1.0)
-    if warmup > 0 and progress < warmup:
-        return progress / warmup
-    return max(0.0, (1.0 - progress) / max(1e-12, 1.0 - warmup))
 
 
 def distill_loss(

@@ -18,7 +18,7 @@ import torch
 
 from data.errors import PipelineError
 from data.glue import TASKS, GlueSplit, GlueTask, TaskData, load_task
-from pipeline.runtime import seed_everything
+from stage2_train.optim import seed_everything
 from stage3_eval.glue_augment import AugmentConfig
 from stage3_eval.glue_encoders import EncoderFactory
 from stage3_eval.glue_metrics import glue_score, task_metrics

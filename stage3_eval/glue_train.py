@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from data.batching import token_budget_batches
 from data.progress import progress_bar
-from pipeline.runtime import adamw
+from stage2_train.optim import adamw
 from stage3_eval.glue_model import GlueModel
 
 NO_LABEL = -1

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from pipeline.runtime import adamw
 from stage2_train.bilstm import bidirectional_lstm, reversal_index
+from stage2_train.optim import adamw
 
 LENGTHS = [7, 1, 5, 7, 3]
 

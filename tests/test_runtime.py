@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from pipeline.runtime import _malloc_trim, release_freed_memory
+from stage1_encode.memory import _malloc_trim, release_freed_memory
 
 
 def _rss_mib() -> float:

@@ -19,7 +19,7 @@ from data import shards
 from data.shards import ShardStore, is_validation
 from data.stream import plan_epoch, scan_shards, steps_per_epoch
 from stage2_train import Student
-from stage2_train.train import lr_factor
+from stage2_train.optim import lr_factor
 from tests.stage2_helpers import TINY_ARCH, copy_shards, make_tiny_shards, train_cli
 
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))
