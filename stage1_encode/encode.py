@@ -7,6 +7,7 @@ two shards are in memory whatever the corpus size.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
 import shutil
@@ -18,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.torch import save_file
+from safetensors.torch import save
 from tqdm import tqdm
 
-from data import shards
+from data import files, shards
 from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
 from pipeline.runtime import release_freed_memory
@@ -74,8 +75,8 @@ def owned_shards(total: int, num_tasks: int, task_index: int) -> list[int]:
 
 def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) -> EncodeSummary:
     """Encode the shards this task owns that are not complete yet; return what was done."""
-    files = resolve_corpus(corpus)
-    corpus_id = fingerprint(files, strict=cfg.strict)
+    sources = resolve_corpus(corpus)
+    corpus_id = fingerprint(sources, strict=cfg.strict)
     total = shards.shard_count(corpus_id.lines, cfg.shard_size)
     manifest = {
         "format_version": shards.FORMAT_VERSION,
@@ -94,7 +95,8 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
     teacher.pack_for_inference()
 
     names = {i: shards.shard_name(i, total) for i in mine}
-    _remove_stale_temporaries(cfg.out, names.values())
+    for name in names.values():  # half-written shards of this task's killed runs
+        files.remove_stale_temporaries(cfg.out, name)
     done = [i for i in mine if (cfg.out / names[i]).is_file()]
     _record_unrecorded(cfg.out, [names[i] for i in done])
     todo = [i for i in mine if i not in done]
@@ -105,7 +107,7 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
     expected = sum(_lines_in(i, cfg.shard_size, corpus_id.lines) for i in todo)
     bar = tqdm(total=expected, unit="sent", desc="encode", disable=not cfg.progress or not todo)
     attrs = _shard_attrs(manifest)
-    for pending in _prefetch(_read_shards(files, todo, teacher, cfg)):
+    for pending in _prefetch(_read_shards(sources, todo, teacher, cfg)):
         embedding = teacher.embed_ids(pending.ids, cfg.max_tokens, on_batch=bar.update)
         data = shards.ShardData(embedding, pending.ids, pending.texts, np.array(pending.lines))
         record = shards.write_shard(cfg.out, names[pending.index], data, attrs, cfg.dtype)
@@ -147,25 +149,25 @@ def _save_tokenizer_and_embeddings(out: Path, teacher: Teacher, weights_sha256: 
     """Copy what stage 2 needs from the teacher, so it never has to load the teacher itself."""
     target = out / shards.TOKENIZER_DIR
     if not target.is_dir():
-        tmp = out / f".{shards.TOKENIZER_DIR}.tmp-{time.time_ns()}"
-        teacher.tokenizer.save_pretrained(str(tmp))
-        try:
-            tmp.rename(target)
-        except OSError:  # another array task got there first
-            shutil.rmtree(tmp, ignore_errors=True)
+        _save_tokenizer(teacher, target)
     weights = out / shards.INPUT_EMBEDDINGS
     if not weights.is_file():
-        tmp = out / f".{shards.INPUT_EMBEDDINGS}.tmp-{time.time_ns()}"
         meta = {"teacher": teacher.name_or_path, "weights_sha256": weights_sha256}
-        save_file({"weight": teacher.input_embeddings()}, str(tmp), metadata=meta)
-        tmp.replace(weights)
+        payload = save({"weight": teacher.input_embeddings()}, metadata=meta)
+        files.require_free_space(out, len(payload), "the teacher's embedding matrix")
+        files.write_bytes(weights, payload)
 
 
-def _remove_stale_temporaries(out: Path, names: Any) -> None:
-    """Delete half-written files of this task's shards left by a killed run."""
-    for name in names:
-        for tmp in out.glob(f".{name}.tmp-*"):
-            tmp.unlink(missing_ok=True)
+def _save_tokenizer(teacher: Teacher, target: Path) -> None:
+    """Write the tokenizer folder; an array task that loses the race to rename it drops its copy."""
+    tmp = files.temporary_sibling(target)
+    try:
+        with files.os_errors(target):
+            files.save_pretrained(tmp, teacher.tokenizer)
+        with contextlib.suppress(OSError):  # another array task got there first
+            tmp.rename(target)
+    finally:
+        files.remove(tmp)
 
 
 def _record_unrecorded(out: Path, names: list[str]) -> None:
@@ -186,7 +188,7 @@ def _shard_attrs(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_shards(
-    files: list[Path], todo: list[int], teacher: Teacher, cfg: EncodeConfig
+    sources: list[Path], todo: list[int], teacher: Teacher, cfg: EncodeConfig
 ) -> Iterator[PendingShard]:
     """Stream the corpus once, yielding each wanted shard tokenized, in index order.
 
@@ -198,7 +200,7 @@ def _read_shards(
     seen: set[bytes] = set()
     stats = LineStats()
     repaired_before = 0
-    for number, text in iter_lines(files, strict=cfg.strict, stats=stats):
+    for number, text in iter_lines(sources, strict=cfg.strict, stats=stats):
         if current is None:
             return
         repaired, repaired_before = stats.invalid_utf8 > repaired_before, stats.invalid_utf8

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import pickle
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,29 @@ def declared_pooling(folder: Path | None) -> tuple[str, bool]:
     return pooling, normalize
 
 
+def _load_model(auto_model: Any, name_or_path: str, folder: Path, trust_remote_code: bool) -> Any:
+    """The encoder's weights, from ``model.safetensors`` whenever the folder has one.
+
+    A pickled ``pytorch_model.bin`` is read only by torch's weights-only loader (inside
+    transformers), which refuses anything but tensors; that refusal names the file in one line.
+    """
+    has_safetensors = (folder / _WEIGHT_FILES[0]).is_file()
+    try:
+        with warnings.catch_warnings():  # torch warns about the protocol of a pickle it refuses
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            return auto_model.from_pretrained(
+                name_or_path,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=True if has_safetensors else None,
+            )
+    except pickle.UnpicklingError:
+        where = folder / _WEIGHT_FILES[1] if folder.is_dir() else name_or_path
+        raise PipelineError(
+            f"{where}: refused by torch's weights-only loader (it holds more than tensors and "
+            "could run code); use a model.safetensors file"
+        ) from None
+
+
 class Teacher(torch.nn.Module):
     """A Hugging Face encoder producing pooled sentence vectors from token ids.
 
@@ -82,9 +107,7 @@ class Teacher(torch.nn.Module):
             self.tokenizer = AutoTokenizer.from_pretrained(
                 self.name_or_path, trust_remote_code=trust_remote_code
             )
-            self.model = AutoModel.from_pretrained(
-                self.name_or_path, trust_remote_code=trust_remote_code
-            )
+            self.model = _load_model(AutoModel, self.name_or_path, folder, trust_remote_code)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PipelineError(f"cannot load teacher {self.name_or_path}: {first}") from None
