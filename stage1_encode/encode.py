@@ -22,9 +22,18 @@ import numpy as np
 from safetensors.torch import save
 from tqdm import tqdm
 
-from data import files, shards
+from data import shards
 from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
+from data.files import (
+    os_errors,
+    remove,
+    remove_stale_temporaries,
+    require_free_space,
+    save_pretrained,
+    temporary_sibling,
+    write_bytes,
+)
 from pipeline.runtime import release_freed_memory
 from stage1_encode.teacher import Teacher
 
@@ -75,8 +84,8 @@ def owned_shards(total: int, num_tasks: int, task_index: int) -> list[int]:
 
 def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) -> EncodeSummary:
     """Encode the shards this task owns that are not complete yet; return what was done."""
-    sources = resolve_corpus(corpus)
-    corpus_id = fingerprint(sources, strict=cfg.strict)
+    files = resolve_corpus(corpus)
+    corpus_id = fingerprint(files, strict=cfg.strict)
     total = shards.shard_count(corpus_id.lines, cfg.shard_size)
     manifest = {
         "format_version": shards.FORMAT_VERSION,
@@ -96,7 +105,7 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
 
     names = {i: shards.shard_name(i, total) for i in mine}
     for name in names.values():  # half-written shards of this task's killed runs
-        files.remove_stale_temporaries(cfg.out, name)
+        remove_stale_temporaries(cfg.out, name)
     done = [i for i in mine if (cfg.out / names[i]).is_file()]
     _record_unrecorded(cfg.out, [names[i] for i in done])
     todo = [i for i in mine if i not in done]
@@ -107,19 +116,21 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
     expected = sum(_lines_in(i, cfg.shard_size, corpus_id.lines) for i in todo)
     bar = tqdm(total=expected, unit="sent", desc="encode", disable=not cfg.progress or not todo)
     attrs = _shard_attrs(manifest)
-    for pending in _prefetch(_read_shards(sources, todo, teacher, cfg)):
-        embedding = teacher.embed_ids(pending.ids, cfg.max_tokens, on_batch=bar.update)
-        data = shards.ShardData(embedding, pending.ids, pending.texts, np.array(pending.lines))
-        record = shards.write_shard(cfg.out, names[pending.index], data, attrs, cfg.dtype)
-        skipped = _lines_in(pending.index, cfg.shard_size, corpus_id.lines) - len(pending.ids)
-        blank = skipped - pending.stats["duplicates"]
-        shards.record_shard(cfg.out, {**record, **pending.stats, "blank": blank})
-        bar.update(skipped)
-        rows += len(pending.ids)
-        written.append(names[pending.index])
-        del pending, data, embedding
-        release_freed_memory()
-    bar.close()
+    try:
+        for pending in _prefetch(_read_shards(files, todo, teacher, cfg)):
+            embedding = teacher.embed_ids(pending.ids, cfg.max_tokens, on_batch=bar.update)
+            data = shards.ShardData(embedding, pending.ids, pending.texts, np.array(pending.lines))
+            record = shards.write_shard(cfg.out, names[pending.index], data, attrs, cfg.dtype)
+            skipped = _lines_in(pending.index, cfg.shard_size, corpus_id.lines) - len(pending.ids)
+            blank = skipped - pending.stats["duplicates"]
+            shards.record_shard(cfg.out, {**record, **pending.stats, "blank": blank})
+            bar.update(skipped)
+            rows += len(pending.ids)
+            written.append(names[pending.index])
+            del pending, data, embedding
+            release_freed_memory()
+    finally:
+        bar.close()  # on failure too, so that the error starts on a line of its own
     return EncodeSummary(rows, time.perf_counter() - start, written, [names[i] for i in done])
 
 
@@ -154,20 +165,20 @@ def _save_tokenizer_and_embeddings(out: Path, teacher: Teacher, weights_sha256: 
     if not weights.is_file():
         meta = {"teacher": teacher.name_or_path, "weights_sha256": weights_sha256}
         payload = save({"weight": teacher.input_embeddings()}, metadata=meta)
-        files.require_free_space(out, len(payload), "the teacher's embedding matrix")
-        files.write_bytes(weights, payload)
+        require_free_space(out, len(payload), "the teacher's embedding matrix")
+        write_bytes(weights, payload)
 
 
 def _save_tokenizer(teacher: Teacher, target: Path) -> None:
     """Write the tokenizer folder; an array task that loses the race to rename it drops its copy."""
-    tmp = files.temporary_sibling(target)
+    tmp = temporary_sibling(target)
     try:
-        with files.os_errors(target):
-            files.save_pretrained(tmp, teacher.tokenizer)
+        with os_errors(target):
+            save_pretrained(tmp, teacher.tokenizer)
         with contextlib.suppress(OSError):  # another array task got there first
             tmp.rename(target)
     finally:
-        files.remove(tmp)
+        remove(tmp)
 
 
 def _record_unrecorded(out: Path, names: list[str]) -> None:
@@ -188,7 +199,7 @@ def _shard_attrs(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_shards(
-    sources: list[Path], todo: list[int], teacher: Teacher, cfg: EncodeConfig
+    files: list[Path], todo: list[int], teacher: Teacher, cfg: EncodeConfig
 ) -> Iterator[PendingShard]:
     """Stream the corpus once, yielding each wanted shard tokenized, in index order.
 
@@ -200,7 +211,7 @@ def _read_shards(
     seen: set[bytes] = set()
     stats = LineStats()
     repaired_before = 0
-    for number, text in iter_lines(sources, strict=cfg.strict, stats=stats):
+    for number, text in iter_lines(files, strict=cfg.strict, stats=stats):
         if current is None:
             return
         repaired, repaired_before = stats.invalid_utf8 > repaired_before, stats.invalid_utf8
