@@ -416,3 +416,18 @@ def wordnet_dir(tmp_path) -> Path:
         line = f'00001740 03 n 01 entity 0 000 | a {pos} gloss; "an example"  \n'
         (folder / f"data.{pos}").write_text(line, encoding="utf-8")
     return folder
+
+
+def test_finetuned_teacher_save_on_a_full_disk_is_one_line(tmp_path, tiny_teacher_dir) -> None:
+    """Hugging Face's safetensors writer raised ``SafetensorError`` (a plain Exception) here."""
+    from stage1_encode.teacher import Teacher
+    from stage3_eval.glue_model import ENCODER_DIR, GlueHead, GlueModel, save_finetuned
+
+    encoder = Teacher(str(tiny_teacher_dir))
+    model = GlueModel(encoder, GlueHead(encoder.dim, 3, pair=True, hidden=8))
+    with tmpfs(tmp_path / "disk", "32k") as disk:
+        with pytest.raises(PipelineError, match="no space left on device") as caught:
+            save_finetuned(model, disk / "mnli", {"task": "mnli"})
+        assert str(disk / "mnli" / ENCODER_DIR) in str(caught.value)
+        assert "\n" not in str(caught.value)
+        assert not leftovers(disk) and not (disk / "mnli" / "glue.json").exists()
