@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
@@ -58,7 +59,8 @@ def _load_model(auto_model: Any, name_or_path: str, folder: Path, trust_remote_c
     """The encoder's weights, from ``model.safetensors`` whenever the folder has one.
 
     A pickled ``pytorch_model.bin`` is read only by torch's weights-only loader (inside
-    transformers), which refuses anything but tensors; that refusal names the file in one line.
+    transformers), which refuses anything but tensors; that refusal, like a damaged safetensors
+    file, is one line naming the file.
     """
     has_safetensors = (folder / _WEIGHT_FILES[0]).is_file()
     try:
@@ -75,6 +77,9 @@ def _load_model(auto_model: Any, name_or_path: str, folder: Path, trust_remote_c
             f"{where}: refused by torch's weights-only loader (it holds more than tensors and "
             "could run code); use a model.safetensors file"
         ) from None
+    except SafetensorError as exc:  # a truncated or damaged file
+        where = folder / _WEIGHT_FILES[0] if has_safetensors else name_or_path
+        raise PipelineError(f"{where}: unreadable weights ({str(exc).strip()})") from None
 
 
 class Teacher(torch.nn.Module):

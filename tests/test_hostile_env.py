@@ -431,3 +431,17 @@ def test_finetuned_teacher_save_on_a_full_disk_is_one_line(tmp_path, tiny_teache
         assert str(disk / "mnli" / ENCODER_DIR) in str(caught.value)
         assert "\n" not in str(caught.value)
         assert not leftovers(disk) and not (disk / "mnli" / "glue.json").exists()
+
+
+def test_truncated_teacher_safetensors_is_one_line(tmp_path, tiny_corpus, tiny_teacher_dir) -> None:
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher_dir, teacher)
+    weights = teacher / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    out = tmp_path / "shards"
+    refused(
+        encode_args(tiny_corpus, out, teacher),
+        str(weights),
+        "unreadable weights",
+        untouched=[out, teacher],
+    )
