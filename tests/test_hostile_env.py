@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import namedtuple
 from collections.abc import Iterator
 from pathlib import Path
@@ -310,8 +311,6 @@ def test_wordnet_into_a_folder_the_user_may_not_write(tmp_path, wordnet_dir) -> 
 
 def tmp_path_outside_private_tmp() -> Path:
     """pytest's tmp_path lies under a 0700 folder that ``nobody`` cannot enter."""
-    import tempfile
-
     folder = Path(tempfile.mkdtemp(prefix="hostile-env-"))
     folder.chmod(0o755)
     return folder
