@@ -8,14 +8,17 @@ else is skipped; stage 1 derives each line's shard from it.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import hashlib
 import io
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from data.errors import PipelineError
+from data.files import describe_os_error
 
 TEXT_SUFFIXES = (".txt", ".txt.gz")
 _SNIFF_BYTES = 8192
@@ -79,13 +82,26 @@ def _open_bytes(path: Path) -> io.BufferedIOBase:
     return path.open("rb")
 
 
+@contextlib.contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """A file that cannot be read (permissions, a corrupt or truncated gzip stream) is one line.
+
+    A damaged deflate stream raises ``zlib.error``, a cut one ``EOFError``, a bad header or
+    checksum ``gzip.BadGzipFile`` (an ``OSError``): all name the file, none is a traceback.
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise PipelineError(f"cannot read {describe_os_error(exc, path)}") from None
+    except (EOFError, zlib.error) as exc:
+        reason = str(exc) or "compressed stream ends early"
+        raise PipelineError(f"cannot read {path}: corrupt compressed data ({reason})") from None
+
+
 def _check_not_binary(path: Path) -> None:
     """Refuse files that are not text: NUL bytes in the first block, or a broken gzip stream."""
-    try:
-        with _open_bytes(path) as handle:
-            head = handle.read(_SNIFF_BYTES)
-    except (OSError, EOFError) as exc:
-        raise PipelineError(f"{path}: cannot read as text ({exc})") from None
+    with _read_errors(path), _open_bytes(path) as handle:
+        head = handle.read(_SNIFF_BYTES)
     if b"\x00" in head:
         raise PipelineError(f"{path}: looks like a binary file (NUL bytes), not one text per line")
 
@@ -101,7 +117,7 @@ def iter_lines(
     stats = stats if stats is not None else LineStats()
     number = 0
     for path in files:
-        with _open_bytes(path) as handle:
+        with _read_errors(path), _open_bytes(path) as handle:
             for raw in handle:
                 text = _decode(raw, path, number, strict, stats)
                 if number == 0 or raw.startswith(b"\xef\xbb\xbf"):
@@ -138,16 +154,13 @@ def fingerprint(files: list[Path], *, strict: bool = False) -> CorpusFingerprint
     last = b"\n"
     for path in files:
         decoder = codecs.getincrementaldecoder("utf-8")() if strict else None
-        with _open_bytes(path) as handle:
-            try:
-                for block in iter(lambda h=handle: h.read(1 << 20), b""):
-                    if decoder is not None:
-                        _check_utf8(decoder, block, path, lines)
-                    digest.update(block)
-                    lines += block.count(b"\n")
-                    last = block[-1:]
-            except (OSError, EOFError) as exc:
-                raise PipelineError(f"{path}: cannot read ({exc})") from None
+        with _read_errors(path), _open_bytes(path) as handle:
+            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                if decoder is not None:
+                    _check_utf8(decoder, block, path, lines)
+                digest.update(block)
+                lines += block.count(b"\n")
+                last = block[-1:]
         if decoder is not None:
             _check_utf8(decoder, b"", path, lines, final=True)
         if last != b"\n":

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from data.errors import PipelineError
 
@@ -91,6 +93,29 @@ def write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """Write a binary file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(payload)
+
+
+# How the Rust writers (tokenizers, safetensors) name the OS error behind a failed write.
+_RUST_OS_ERROR = re.compile(r"os error (\d+)|code: (\d+)")
+
+
+def save_pretrained(folder: Path, *objects: Any) -> None:
+    """Save Hugging Face objects (tokenizer, model) into ``folder``.
+
+    Their Rust writers report a failed write (disk full, read-only) as a plain ``Exception``;
+    it is raised here as the ``OSError`` it is, so ``os_errors``/``atomic_path`` make it one line.
+    """
+    for obj in objects:
+        try:
+            obj.save_pretrained(str(folder))
+        except OSError:
+            raise
+        except Exception as exc:
+            found = _RUST_OS_ERROR.search(str(exc))
+            if found is None:
+                raise
+            code = int(found.group(1) or found.group(2))
+            raise OSError(code, os.strerror(code)) from None
 
 
 def remove_stale_temporaries(folder: Path, name: str) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from data import files
 from data.errors import PipelineError
 
 FORMAT_VERSION = 1
@@ -57,9 +58,7 @@ def sha256_file(path: Path) -> str:
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON through a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    files.write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -145,30 +144,38 @@ class ShardData:
 def write_shard(
     directory: Path, name: str, data: ShardData, attrs: dict[str, Any], dtype: str
 ) -> dict[str, Any]:
-    """Write a shard atomically and return its manifest record (file, rows, sha256)."""
+    """Write a shard atomically and return its manifest record (file, rows, sha256).
+
+    HDF5 builds the file in memory and Python writes the bytes: libhdf5 crashes the process
+    (SIGSEGV) when it closes a file whose write hit a full disk, so it never writes to disk here.
+    """
     final = Path(directory) / name
-    tmp = final.with_name(f".{name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as handle:
-            handle.create_dataset("embedding", data=data.embedding.astype(dtype))
-            ids = handle.create_dataset(
-                "input_ids", (len(data),), dtype=h5py.vlen_dtype(np.dtype("int32"))
-            )
-            for row, seq in enumerate(data.input_ids):
-                ids[row] = np.asarray(seq, dtype=np.int32)
-            handle.create_dataset(
-                "text", data=np.array(data.text, dtype=object), dtype=h5py.string_dtype("utf-8")
-            )
-            handle.create_dataset("line", data=np.asarray(data.line, dtype=np.int64))
-            for key, value in attrs.items():
-                handle.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        checksum = sha256_file(tmp)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return {"file": name, "rows": len(data), "sha256": checksum}
+    image = _shard_image(data, attrs, dtype)
+    files.require_free_space(final.parent, len(image), f"shard {name}")
+    with files.atomic_path(final) as tmp, tmp.open("wb") as handle:
+        handle.write(image)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return {"file": name, "rows": len(data), "sha256": hashlib.sha256(image).hexdigest()}
+
+
+def _shard_image(data: ShardData, attrs: dict[str, Any], dtype: str) -> bytes:
+    """The bytes of a shard's HDF5 file, built in memory."""
+    with h5py.File(f"shard-{os.getpid()}.h5", "w", driver="core", backing_store=False) as handle:
+        handle.create_dataset("embedding", data=data.embedding.astype(dtype))
+        ids = handle.create_dataset(
+            "input_ids", (len(data),), dtype=h5py.vlen_dtype(np.dtype("int32"))
+        )
+        for row, seq in enumerate(data.input_ids):
+            ids[row] = np.asarray(seq, dtype=np.int32)
+        handle.create_dataset(
+            "text", data=np.array(data.text, dtype=object), dtype=h5py.string_dtype("utf-8")
+        )
+        handle.create_dataset("line", data=np.asarray(data.line, dtype=np.int64))
+        for key, value in attrs.items():
+            handle.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
+        handle.flush()
+        return handle.id.get_file_image()
 
 
 def read_shard(path: Path) -> ShardData:

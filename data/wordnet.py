@@ -10,12 +10,12 @@ definition, then ``; "example"`` parts. Lines starting with two spaces are the l
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from data import files
 from data.errors import PipelineError
 
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -58,7 +58,10 @@ def data_files(directory: Path) -> list[Path]:
 def iter_glosses(directory: Path = WORDNET_DIR) -> Iterator[tuple[str, list[str]]]:
     """(definition, examples) of every synset, in file order (noun, verb, adj, adv)."""
     for path in data_files(directory):
-        with path.open(encoding="utf-8", errors="replace") as handle:
+        with (
+            files.os_errors(path, "cannot read"),
+            path.open(encoding="utf-8", errors="replace") as handle,
+        ):
             for number, line in enumerate(handle, start=1):
                 if line.startswith("  ") or not line.strip():
                     continue
@@ -75,25 +78,23 @@ def extract(
     if kind not in KINDS:
         raise PipelineError(f"unknown kind {kind!r}; choose from {KINDS}")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    if out.is_dir():
+        raise PipelineError(f"{out} is a folder; --out names the corpus file to write")
+    with files.os_errors(out.parent, "cannot create"):
+        out.parent.mkdir(parents=True, exist_ok=True)
     summary, seen = ExtractSummary(), set()
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            for definition, examples in iter_glosses(directory):
-                texts = []
-                if kind != "examples" and definition:
-                    texts.append(("glosses", definition))
-                if kind != "glosses":
-                    texts.extend(("examples", e) for e in examples)
-                for field, text in texts:
-                    if dedup and text in seen:
-                        summary.duplicates += 1
-                        continue
-                    seen.add(text)
-                    setattr(summary, field, getattr(summary, field) + 1)
-                    handle.write(text.replace("\n", " ") + "\n")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with files.atomic_path(out) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        for definition, examples in iter_glosses(directory):
+            texts = []
+            if kind != "examples" and definition:
+                texts.append(("glosses", definition))
+            if kind != "glosses":
+                texts.extend(("examples", e) for e in examples)
+            for field, text in texts:
+                if dedup and text in seen:
+                    summary.duplicates += 1
+                    continue
+                seen.add(text)
+                setattr(summary, field, getattr(summary, field) + 1)
+                handle.write(text.replace("\n", " ") + "\n")
     return summary

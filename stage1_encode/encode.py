@@ -7,6 +7,7 @@ two shards are in memory whatever the corpus size.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
 import shutil
@@ -18,11 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from data import shards
 from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
+from data.files import (
+    os_errors,
+    remove,
+    remove_stale_temporaries,
+    require_free_space,
+    save_pretrained,
+    temporary_sibling,
+    write_bytes,
+)
 from data.progress import progress_bar
 from stage1_encode.memory import release_freed_memory
 from stage1_encode.teacher import Teacher
@@ -94,7 +104,8 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
     teacher.pack_for_inference()
 
     names = {i: shards.shard_name(i, total) for i in mine}
-    _remove_stale_temporaries(cfg.out, names.values())
+    for name in names.values():  # half-written shards of this task's killed runs
+        remove_stale_temporaries(cfg.out, name)
     done = [i for i in mine if (cfg.out / names[i]).is_file()]
     _record_unrecorded(cfg.out, [names[i] for i in done])
     todo = [i for i in mine if i not in done]
@@ -103,23 +114,23 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
 
     start, rows, written = time.perf_counter(), 0, []
     expected = sum(_lines_in(i, cfg.shard_size, corpus_id.lines) for i in todo)
+    attrs = _shard_attrs(manifest)
     bar = progress_bar(
         total=expected, unit="sent", desc="encode", enabled=cfg.progress and bool(todo)
     )
-    attrs = _shard_attrs(manifest)
-    for pending in _prefetch(_read_shards(files, todo, teacher, cfg)):
-        embedding = teacher.embed_ids(pending.ids, cfg.max_tokens, on_batch=bar.update)
-        data = shards.ShardData(embedding, pending.ids, pending.texts, np.array(pending.lines))
-        record = shards.write_shard(cfg.out, names[pending.index], data, attrs, cfg.dtype)
-        skipped = _lines_in(pending.index, cfg.shard_size, corpus_id.lines) - len(pending.ids)
-        blank = skipped - pending.stats["duplicates"]
-        shards.record_shard(cfg.out, {**record, **pending.stats, "blank": blank})
-        bar.update(skipped)
-        rows += len(pending.ids)
-        written.append(names[pending.index])
-        del pending, data, embedding
-        release_freed_memory()
-    bar.close()
+    with bar:  # closed on failure too, so that the error starts on a line of its own
+        for pending in _prefetch(_read_shards(files, todo, teacher, cfg)):
+            embedding = teacher.embed_ids(pending.ids, cfg.max_tokens, on_batch=bar.update)
+            data = shards.ShardData(embedding, pending.ids, pending.texts, np.array(pending.lines))
+            record = shards.write_shard(cfg.out, names[pending.index], data, attrs, cfg.dtype)
+            skipped = _lines_in(pending.index, cfg.shard_size, corpus_id.lines) - len(pending.ids)
+            blank = skipped - pending.stats["duplicates"]
+            shards.record_shard(cfg.out, {**record, **pending.stats, "blank": blank})
+            bar.update(skipped)
+            rows += len(pending.ids)
+            written.append(names[pending.index])
+            del pending, data, embedding
+            release_freed_memory()
     return EncodeSummary(rows, time.perf_counter() - start, written, [names[i] for i in done])
 
 
@@ -149,25 +160,25 @@ def _save_tokenizer_and_embeddings(out: Path, teacher: Teacher, weights_sha256: 
     """Copy what stage 2 needs from the teacher, so it never has to load the teacher itself."""
     target = out / shards.TOKENIZER_DIR
     if not target.is_dir():
-        tmp = out / f".{shards.TOKENIZER_DIR}.tmp-{time.time_ns()}"
-        teacher.tokenizer.save_pretrained(str(tmp))
-        try:
-            tmp.rename(target)
-        except OSError:  # another array task got there first
-            shutil.rmtree(tmp, ignore_errors=True)
+        _save_tokenizer(teacher, target)
     weights = out / shards.INPUT_EMBEDDINGS
     if not weights.is_file():
-        tmp = out / f".{shards.INPUT_EMBEDDINGS}.tmp-{time.time_ns()}"
         meta = {"teacher": teacher.name_or_path, "weights_sha256": weights_sha256}
-        save_file({"weight": teacher.input_embeddings()}, str(tmp), metadata=meta)
-        tmp.replace(weights)
+        payload = save({"weight": teacher.input_embeddings()}, metadata=meta)
+        require_free_space(out, len(payload), "the teacher's embedding matrix")
+        write_bytes(weights, payload)
 
 
-def _remove_stale_temporaries(out: Path, names: Any) -> None:
-    """Delete half-written files of this task's shards left by a killed run."""
-    for name in names:
-        for tmp in out.glob(f".{name}.tmp-*"):
-            tmp.unlink(missing_ok=True)
+def _save_tokenizer(teacher: Teacher, target: Path) -> None:
+    """Write the tokenizer folder; an array task that loses the race to rename it drops its copy."""
+    tmp = temporary_sibling(target)
+    try:
+        with os_errors(target):
+            save_pretrained(tmp, teacher.tokenizer)
+        with contextlib.suppress(OSError):  # another array task got there first
+            tmp.rename(target)
+    finally:
+        remove(tmp)
 
 
 def _record_unrecorded(out: Path, names: list[str]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import pickle
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
@@ -52,6 +55,33 @@ def declared_pooling(folder: Path | None) -> tuple[str, bool]:
     return pooling, normalize
 
 
+def _load_model(auto_model: Any, name_or_path: str, folder: Path, trust_remote_code: bool) -> Any:
+    """The encoder's weights, from ``model.safetensors`` whenever the folder has one.
+
+    A pickled ``pytorch_model.bin`` is read only by torch's weights-only loader (inside
+    transformers), which refuses anything but tensors; that refusal, like a damaged safetensors
+    file, is one line naming the file.
+    """
+    has_safetensors = (folder / _WEIGHT_FILES[0]).is_file()
+    try:
+        with warnings.catch_warnings():  # torch warns about the protocol of a pickle it refuses
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            return auto_model.from_pretrained(
+                name_or_path,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=True if has_safetensors else None,
+            )
+    except pickle.UnpicklingError:
+        where = folder / _WEIGHT_FILES[1] if folder.is_dir() else name_or_path
+        raise PipelineError(
+            f"{where}: refused by torch's weights-only loader (it holds more than tensors and "
+            "could run code); use a model.safetensors file"
+        ) from None
+    except SafetensorError as exc:  # a truncated or damaged file
+        where = folder / _WEIGHT_FILES[0] if has_safetensors else name_or_path
+        raise PipelineError(f"{where}: unreadable weights ({str(exc).strip()})") from None
+
+
 class Teacher(torch.nn.Module):
     """A Hugging Face encoder producing pooled sentence vectors from token ids.
 
@@ -82,9 +112,7 @@ class Teacher(torch.nn.Module):
             self.tokenizer = AutoTokenizer.from_pretrained(
                 self.name_or_path, trust_remote_code=trust_remote_code
             )
-            self.model = AutoModel.from_pretrained(
-                self.name_or_path, trust_remote_code=trust_remote_code
-            )
+            self.model = _load_model(AutoModel, self.name_or_path, folder, trust_remote_code)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PipelineError(f"cannot load teacher {self.name_or_path}: {first}") from None

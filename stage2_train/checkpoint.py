@@ -8,6 +8,7 @@ temporary name and renamed, so a checkpoint folder that exists is whole even aft
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import shutil
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from data import files
 from data.errors import PipelineError
 
 CHECKPOINTS = "checkpoints"
@@ -47,22 +49,29 @@ def checkpoint_dirs(out: Path) -> list[Path]:
 def save_checkpoint(
     out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainState, keep: int
 ) -> Path:
-    """Write a checkpoint atomically and delete all but the newest ``keep``."""
+    """Write a checkpoint atomically and delete all but the newest ``keep``.
+
+    The files are serialized in memory first, so a disk that cannot hold them is refused before
+    anything is written, and a write that fails anyway leaves no temporary folder behind.
+    """
     root = Path(out) / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
+    with files.os_errors(root, "cannot create"):
+        root.mkdir(parents=True, exist_ok=True)
+    files.remove_stale_temporaries(root, f"{_PREFIX}*")  # left by killed runs
     final = root / f"{_PREFIX}{state.step:08d}"
-    tmp = root / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(tmp / "model.safetensors"))
-    torch.save(
-        {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
-        tmp / "trainer.pt",
-    )
-    (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    trainer = io.BytesIO()
+    torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}, trainer)
+    payload = {
+        "model.safetensors": save(tensors),
+        "trainer.pt": trainer.getvalue(),
+        "state.json": (json.dumps(asdict(state), indent=2) + "\n").encode("utf-8"),
+    }
+    files.require_free_space(root, sum(map(len, payload.values())), f"checkpoint {final.name}")
+    with files.atomic_path(final) as tmp:
+        tmp.mkdir()
+        for name, data in payload.items():
+            (tmp / name).write_bytes(data)
     for old in checkpoint_dirs(out)[: -max(1, keep)]:
         shutil.rmtree(old, ignore_errors=True)
     return final

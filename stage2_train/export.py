@@ -1,17 +1,13 @@
-"""Atomic file writes and the model card (``README.md``) of a trained student directory."""
+"""The model card (``README.md``) of a trained student directory."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
+from data.files import write_text
 
-def write_file_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+# train.py writes its run files with the shared atomic writer under this name.
+write_file_atomic = write_text
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from data import files
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
 from stage2_train.bilstm import bidirectional_lstm
@@ -152,21 +153,21 @@ class Student(nn.Module):
         Each file is written under a temporary name and renamed, so a reader never sees a
         half-written student.
         """
-        from stage2_train.export import write_file_atomic  # small helper shared with the card
-
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
+        with files.os_errors(directory, "cannot create"):
+            directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        tmp = directory / f".{WEIGHTS_FILE}.tmp"
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
-        tmp.replace(directory / WEIGHTS_FILE)
+        weights = save(tensors, metadata={"format": "pt"})
+        files.require_free_space(directory, len(weights), "the student's weights")
+        with files.atomic_path(directory / TOKENIZER_DIR) as tmp:
+            files.save_pretrained(tmp, self.tokenizer)
+        files.write_bytes(directory / WEIGHTS_FILE, weights)
         payload = self.config.to_dict()
         if summary is not None:
             payload["training"] = summary
-        write_file_atomic(directory / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
+        files.write_text(directory / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
         if card is not None:
-            write_file_atomic(directory / CARD_FILE, card)
+            files.write_text(directory / CARD_FILE, card)
 
     def quantized(self) -> Student:
         """An int8 copy for CPU inference: dynamic quantization of the LSTM and linear layers.

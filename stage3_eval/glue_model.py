@@ -14,9 +14,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from data import files
 from data.batching import pad_batch
 from data.errors import PipelineError
 
@@ -108,27 +109,29 @@ def encoder_kind(encoder: nn.Module) -> str:
 
 
 def save_finetuned(model: GlueModel, folder: Path, meta: dict[str, Any]) -> None:
-    """Write encoder, head and how to rebuild them to ``folder`` (safetensors + JSON, no pickle)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write encoder, head and how to rebuild them to ``folder`` (safetensors + JSON, no pickle).
+
+    ``glue.json`` is written last: a folder that has it holds a whole model.
+    """
+    with files.os_errors(folder, "cannot create"):
+        folder.mkdir(parents=True, exist_ok=True)
     encoder = model.encoder
     kind = encoder_kind(encoder)
-    if kind == "teacher":
-        encoder.model.save_pretrained(str(folder / ENCODER_DIR))
-        encoder.tokenizer.save_pretrained(str(folder / ENCODER_DIR))
-        encoder_meta = {
-            "pooling": encoder.pooling,
-            "normalize": encoder.normalize,
-            "max_length": encoder.max_length,
-        }
-    else:
-        encoder.save_pretrained(folder / ENCODER_DIR)
-        encoder_meta = {}
-    save_file(
-        {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
-        str(folder / HEAD_FILE),
-    )
+    encoder_meta: dict[str, Any] = {}
+    with files.atomic_path(folder / ENCODER_DIR) as tmp:
+        if kind == "teacher":
+            files.save_pretrained(tmp, encoder.model, encoder.tokenizer)
+            encoder_meta = {
+                "pooling": encoder.pooling,
+                "normalize": encoder.normalize,
+                "max_length": encoder.max_length,
+            }
+        else:
+            encoder.save_pretrained(tmp)
+    head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
+    files.write_bytes(folder / HEAD_FILE, save(head))
     payload = {**meta, "encoder": {"kind": kind, **encoder_meta}, "head": model.head.config}
-    (folder / META_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    files.write_text(folder / META_FILE, json.dumps(payload, indent=2) + "\n")
 
 
 def load_finetuned(folder: Path, device: torch.device | str = "cpu") -> tuple[GlueModel, dict]:

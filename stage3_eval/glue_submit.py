@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data import files
 from data.glue import GlueSplit
 from stage3_eval.glue_metrics import predictions
 
@@ -21,7 +22,8 @@ def submission_name(split: GlueSplit) -> str:
 
 def write_submission(folder: Path, split: GlueSplit, outputs: np.ndarray) -> Path:
     """Write ``folder/<Task>.tsv`` for a test split's raw model outputs; returns its path."""
-    folder.mkdir(parents=True, exist_ok=True)
+    with files.os_errors(folder, "cannot create"):
+        folder.mkdir(parents=True, exist_ok=True)
     pred = predictions(split.task, outputs)
     if split.task.is_regression:
         values = [f"{v:.3f}" for v in np.clip(pred, 0.0, 5.0)]
@@ -29,7 +31,5 @@ def write_submission(folder: Path, split: GlueSplit, outputs: np.ndarray) -> Pat
         values = [split.task.labels[int(i)] for i in pred]
     lines = ["index\tprediction", *(f"{i}\t{v}" for i, v in zip(split.index, values, strict=True))]
     path = folder / submission_name(split)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    files.write_text(path, "\n".join(lines) + "\n")
     return path
