@@ -155,9 +155,8 @@ def test_cli_probe_on_a_missing_shard_dir_fails_cleanly(tmp_path):
 @pytest.fixture(scope="module")
 def student_dir(shard_dir, tmp_path_factory) -> Path:
     """A small untrained student saved as a Contract-2 directory (word-piece init from shards)."""
-    from safetensors.torch import load_file
-
     import torch
+    from safetensors.torch import load_file
 
     from stage2_train import Student, StudentConfig
 
