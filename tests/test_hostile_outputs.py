@@ -397,3 +397,16 @@ def test_an_index_meta_missing_a_key_is_one_line(index_dir, tmp_path, key) -> No
     del meta[key]
     (broken / "meta.json").write_text(json.dumps(meta))
     refused(["search", "--index", broken, "the cat"], "meta.json", key, untouched=broken)
+
+
+def test_rebuilding_over_a_damaged_index_does_not_call_it_complete(
+    index_dir, tiny_teacher_dir, tmp_path
+) -> None:
+    broken = shutil.copytree(index_dir, tmp_path / "index")
+    texts = broken / "texts.txt"
+    texts.write_text(texts.read_text()[:-20])
+    corpus = index_dir.parent / "corpus.txt"
+    args = ["index", "--model", tiny_teacher_dir, "--corpus", corpus, "--out", broken]
+    refused(args, "texts.txt", "--overwrite", untouched=[broken, corpus])
+    assert _run(*args, "--overwrite").exit_code == 0
+    assert _run("search", "--index", broken, "the cat").exit_code == 0
