@@ -18,6 +18,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,56 @@ DATASETS = ("embedding", "input_ids", "text", "line")
 _SHARD_RE = re.compile(r"^shard-(\d{5})-of-(\d{5})\.h5$")
 
 # Keys of the manifest that must agree for two runs to write into the same directory.
-IDENTITY_KEYS = ("format_version", "teacher", "corpus", "shard_size", "dtype", "dedup")
+IDENTITY_KEYS = ("format_version", "teacher", "tokenizer", "corpus", "shard_size", "dtype", "dedup")
+# Manifest keys copied into every shard's attributes when it is written.
+SHARD_ATTRS = (
+    "format_version",
+    "teacher",
+    "tokenizer",
+    "corpus",
+    "dtype",
+    "shard_size",
+    "num_shards",
+    "dedup",
+)
+# Every recorded field that changes a stored vector, its token ids or which texts a shard holds.
+# A shard's attributes must agree with the manifest on each one the manifest records
+# (``teacher.vocab_size`` and ``tokenizer.sha256`` are absent from manifests written before
+# they were recorded; such directories stay readable without those two checks).
+VECTOR_FIELDS = (
+    "format_version",
+    "teacher.weights_sha256",
+    "teacher.pooling",
+    "teacher.normalize",
+    "teacher.max_length",
+    "teacher.hidden_size",
+    "teacher.vocab_size",
+    "tokenizer.sha256",
+    "dtype",
+    "corpus.sha256",
+    "shard_size",
+    "num_shards",
+    "dedup",
+)
+# What a manifest must hold, with its type; anything missing is refused in one line.
+_REQUIRED = {
+    "format_version": int,
+    "teacher.name_or_path": str,
+    "teacher.weights_sha256": str,
+    "teacher.hidden_size": int,
+    "teacher.pooling": str,
+    "teacher.normalize": bool,
+    "teacher.max_length": int,
+    "corpus.paths": list,
+    "corpus.sha256": str,
+    "corpus.lines": int,
+    "dtype": str,
+    "shard_size": int,
+    "num_shards": int,
+    "dedup": bool,
+    "shards": dict,
+}
+_MISSING = object()
 
 
 def shard_name(index: int, count: int) -> str:
@@ -62,6 +113,7 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest, checked to hold every key (of the right type) that readers rely on."""
     path = Path(directory) / MANIFEST
     if not path.is_file():
         raise PipelineError(f"{directory}: not a shard directory (no {MANIFEST})")
@@ -69,11 +121,57 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PipelineError(f"{path}: corrupt manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise PipelineError(f"{path}: corrupt manifest (not a JSON object)")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise PipelineError(
             f"{path}: shard format {manifest.get('format_version')!r}, expected {FORMAT_VERSION}"
         )
+    check_manifest(path, manifest)
     return manifest
+
+
+def field_value(record: dict[str, Any], dotted: str) -> Any:
+    """``record["a"]["b"]`` for ``"a.b"``, or ``_MISSING``."""
+    value: Any = record
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def check_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Refuse a manifest lacking a key or holding one of the wrong type, naming the key."""
+    for key, kind in _REQUIRED.items():
+        value = field_value(manifest, key)
+        if value is _MISSING:
+            raise PipelineError(f"{path}: no {key!r}; not a complete shard manifest (re-encode)")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise PipelineError(f"{path}: {key!r} is {value!r}, expected {kind.__name__}")
+    if manifest["dtype"] not in ("float16", "float32"):
+        raise PipelineError(f"{path}: 'dtype' is {manifest['dtype']!r}, expected float16/float32")
+    for name, record in manifest["shards"].items():
+        if not (
+            isinstance(record, dict)
+            and isinstance(record.get("rows"), int)
+            and isinstance(record.get("sha256"), str)
+        ):
+            raise PipelineError(f"{path}: the record of {name!r} lacks rows or sha256")
+
+
+def shard_attrs(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The attributes every shard of this manifest carries: its provenance, checked on read."""
+    return {key: manifest[key] for key in SHARD_ATTRS if key in manifest}
+
+
+def tokenizer_sha256(folder: Path) -> str:
+    """sha256 over the names and bytes of a saved tokenizer's files (deterministic per save)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0")
+        digest.update(sha256_file(path).encode("ascii"))
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -89,6 +187,41 @@ def _locked(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def prepare_output(directory: Path, overwrite: bool) -> None:
+    """Refuse an output folder that is not a shard directory; with ``overwrite``, empty ours.
+
+    A folder is a shard directory when its manifest reads as one. Any other non-empty folder
+    is refused whatever ``overwrite`` says (dot-files, this module's temporaries and lock,
+    do not count), so a mistyped ``--out`` loses nothing; ``overwrite`` deletes only the files
+    stage 1 writes, and says which.
+    """
+    directory = Path(directory)
+    if not (directory / MANIFEST).is_file():
+        if directory.is_dir() and any(not p.name.startswith(".") for p in directory.iterdir()):
+            raise PipelineError(
+                f"{directory}: not empty and not a shard directory (no {MANIFEST}); "
+                "use another --out (--overwrite only replaces a shard directory)"
+            )
+        return
+    read_manifest(directory)  # a foreign or broken manifest.json is refused, not deleted
+    if not overwrite:
+        return
+    ours = [
+        *list_shard_files(directory),
+        *(directory / n for n in (INPUT_EMBEDDINGS, TOKENIZER_DIR)),
+    ]
+    ours = [path for path in ours if path.exists()] + [directory / MANIFEST]
+    print(
+        f"--overwrite: removing {len(ours)} file(s) of the previous encoding from {directory}",
+        file=sys.stderr,
+    )
+    for path in ours:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def describe_mismatch(existing: dict[str, Any], wanted: dict[str, Any]) -> str | None:
@@ -255,22 +388,66 @@ def verify(directory: Path) -> VerifyReport:
         elif sha256_file(path) != record["sha256"]:
             bad.append(f"{name}: checksum mismatch (corrupt or truncated)")
         else:
-            problem = _row_problem(path, record["rows"])
+            problem = shard_problem(path, manifest, record["rows"])
             if problem:
                 bad.append(f"{name}: {problem}")
             else:
                 rows += record["rows"]
+    tokenizer = _tokenizer_problem(directory, manifest)
+    if tokenizer:
+        bad.append(tokenizer)
     return VerifyReport(checked, rows, missing, bad)
 
 
-def _row_problem(path: Path, rows: int) -> str | None:
+def shard_problem(path: Path, manifest: dict[str, Any], rows: int) -> str | None:
+    """What makes a shard disagree with its manifest (rows, provenance, dtype, width), or None."""
     try:
         with h5py.File(path, "r") as handle:
             lengths = {key: len(handle[key]) for key in DATASETS}
-    except (OSError, KeyError) as exc:
+            embedding = handle["embedding"]
+            shape, dtype = embedding.shape, embedding.dtype
+            attrs = {key: _attr(handle.attrs[key]) for key in handle.attrs}
+    except (OSError, KeyError, ValueError) as exc:
         return f"unreadable ({exc})"
     if set(lengths.values()) != {rows}:
         return f"row counts {lengths} disagree with the manifest's {rows}"
+    width = shape[1] if len(shape) == 2 else -1
+    if width != manifest["teacher"]["hidden_size"]:
+        return (
+            f"vectors of width {width}, the manifest says {manifest['teacher']['hidden_size']}; "
+            "re-run encode"
+        )
+    if dtype != np.dtype(manifest["dtype"]):
+        return f"vectors stored as {dtype}, the manifest says {manifest['dtype']}; re-run encode"
+    for key in VECTOR_FIELDS:
+        want, got = field_value(manifest, key), field_value(attrs, key)
+        if want is not _MISSING and got != want:
+            shown = "absent" if got is _MISSING else repr(got)
+            return (
+                f"{key} is {shown} in the shard, {want!r} in the manifest: written by another "
+                "encoding; delete this shard and re-run encode"
+            )
+    return None
+
+
+def _attr(value: Any) -> Any:
+    """A shard attribute as written: dicts were stored as JSON text, numbers as numpy scalars."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, str) and value.startswith("{"):
+        return json.loads(value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _tokenizer_problem(directory: Path, manifest: dict[str, Any]) -> str | None:
+    expected = field_value(manifest, "tokenizer.sha256")
+    if expected is _MISSING:
+        return None
+    folder = directory / TOKENIZER_DIR
+    if not folder.is_dir():
+        return f"{TOKENIZER_DIR}/: missing; re-run encode"
+    if tokenizer_sha256(folder) != expected:
+        return f"{TOKENIZER_DIR}/: its files differ from the tokenizer the manifest records"
     return None
 
 

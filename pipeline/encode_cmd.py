@@ -109,8 +109,10 @@ def verify_cmd(directory: Path) -> None:
         click.echo(f"corrupt: {problem}")
     click.echo(f"{report.checked} shard(s) checked, {report.rows} rows verified")
     if not report.ok:
+        first = f"; {report.bad[0]}" if report.bad else ""
         raise PipelineError(
             f"{directory}: incomplete ({len(report.missing)} missing, {len(report.bad)} corrupt)"
+            + first
         )
 
 

@@ -179,6 +179,7 @@ def glue(
     runnable = plan_tasks(
         selected, data_dir, explicit=tasks.strip().lower() != "all", echo=click.echo
     )
+    check_save_folder(save_finetuned, [data.task.name for data in runnable])
     label = name or factory.label + ("+kd" if kd_teacher is not None else "")
     config = GlueRunConfig(
         data_dir=data_dir,
@@ -207,3 +208,26 @@ def glue(
     table = summary_table(load_results(out))
     (out / SUMMARY_MD).write_text(table, encoding="utf-8")
     click.echo("\n" + table + f"\nresults -> {out / 'results.json'}, table -> {out / SUMMARY_MD}")
+
+
+def check_save_folder(folder: Path | None, task_names: list[str]) -> None:
+    """Refuse a --save-finetuned that cannot hold the models before any training starts.
+
+    Each task's model goes to FOLDER/<task>/, which must be absent, empty or an earlier save
+    (it holds ``glue.json``): a model saved there replaces only what ``eval glue`` wrote.
+    """
+    from data.files import require_writable_folder
+    from stage3_eval.glue_model import META_FILE
+
+    if folder is None:
+        return
+    require_writable_folder(folder)
+    for name in task_names:
+        target = folder / name
+        if target.exists() and not target.is_dir():
+            raise PipelineError(f"--save-finetuned {target}: is a file, not a folder")
+        if target.is_dir() and any(target.iterdir()) and not (target / META_FILE).is_file():
+            raise PipelineError(
+                f"--save-finetuned {target}: not empty and not a model saved by eval glue "
+                f"(no {META_FILE}); choose another folder"
+            )

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
+from data.files import atomic_path
 from pipeline.options import FiniteRange, device_option
 from pipeline.runtime import resolve_device
 
@@ -216,8 +217,7 @@ def embed(file, model, out, batch_size, int8, threads) -> None:
 
     files = resolve_corpus([file])
     out = out or file.with_name(file.name.removesuffix(".gz").rsplit(".", 1)[0] + ".npy")
-    if out.suffix != ".npy":
-        raise PipelineError(f"{out}: the output must end in .npy")
+    check_npy_output(out, files)
     if threads:
         torch.set_num_threads(threads)
     student = Student.from_pretrained(model)
@@ -227,7 +227,32 @@ def embed(file, model, out, batch_size, int8, threads) -> None:
     if not texts:
         raise PipelineError(f"{file}: no non-blank line to embed")
     vectors = student.encode(texts, batch_size=batch_size)
-    tmp = out.with_name(f".{out.name}.tmp.npy")
-    np.save(tmp, vectors)
-    tmp.replace(out)
+    with atomic_path(out) as tmp, tmp.open("wb") as handle:
+        np.save(handle, vectors)
     click.echo(f"embedded {len(texts)} texts -> {out} ({vectors.shape[0]}×{vectors.shape[1]})")
+
+
+def check_npy_output(out: Path, inputs: list[Path]) -> None:
+    """Refuse an output that is one of the inputs or a file this tool would not have written.
+
+    An existing ``out`` is replaced only when it is itself a NumPy array file (its ``.npy``
+    header parses): vectors from an earlier run. Anything else, such as a text file that happens
+    to end in ``.npy``, is left alone.
+    """
+    import numpy as np
+
+    if out.suffix != ".npy":
+        raise PipelineError(f"{out}: the output must end in .npy")
+    for source in inputs:
+        if out.exists() and out.samefile(source):
+            raise PipelineError(f"{out}: is the input {source}; choose another --out")
+    if out.is_dir():
+        raise PipelineError(f"{out}: is a folder; --out must name a .npy file")
+    if not out.exists():
+        return
+    try:
+        np.load(out, mmap_mode="r")  # parses the header only; refuses pickled object arrays
+    except (OSError, ValueError, EOFError):
+        raise PipelineError(
+            f"{out}: exists and is not a .npy array file; not overwritten (choose another --out)"
+        ) from None

@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import queue
-import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from safetensors.torch import save
@@ -90,7 +89,11 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
     manifest = {
         "format_version": shards.FORMAT_VERSION,
         "teacher": teacher.describe(),
-        "tokenizer": {"dir": shards.TOKENIZER_DIR, "class": type(teacher.tokenizer).__name__},
+        "tokenizer": {
+            "dir": shards.TOKENIZER_DIR,
+            "class": type(teacher.tokenizer).__name__,
+            "sha256": _tokenizer_sha256(teacher),
+        },
         "corpus": {"paths": corpus_id.paths, "sha256": corpus_id.sha256, "lines": corpus_id.lines},
         "dtype": cfg.dtype,
         "shard_size": cfg.shard_size,
@@ -114,7 +117,7 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
 
     start, rows, written = time.perf_counter(), 0, []
     expected = sum(_lines_in(i, cfg.shard_size, corpus_id.lines) for i in todo)
-    attrs = _shard_attrs(manifest)
+    attrs = shards.shard_attrs(manifest)
     bar = progress_bar(
         total=expected, unit="sent", desc="encode", enabled=cfg.progress and bool(todo)
     )
@@ -141,12 +144,7 @@ def _lines_in(index: int, shard_size: int, lines: int) -> int:
 def _prepare_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise PipelineError(f"{out}: exists and is not a directory")
-    if overwrite and (out / shards.MANIFEST).is_file():
-        for path in shards.list_shard_files(out):
-            path.unlink()
-        for name in (shards.MANIFEST, shards.INPUT_EMBEDDINGS):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / shards.TOKENIZER_DIR, ignore_errors=True)
+    shards.prepare_output(out, overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{time.time_ns()}"
@@ -193,9 +191,11 @@ def _record_unrecorded(out: Path, names: list[str]) -> None:
             shards.record_shard(out, {"file": name, "rows": rows, "sha256": checksum})
 
 
-def _shard_attrs(manifest: dict[str, Any]) -> dict[str, Any]:
-    keys = ("format_version", "teacher", "corpus", "dtype", "shard_size", "num_shards", "dedup")
-    return {key: manifest[key] for key in keys}
+def _tokenizer_sha256(teacher: Teacher) -> str:
+    """The hash of the tokenizer as it will be saved into the shard directory."""
+    with tempfile.TemporaryDirectory() as folder:
+        teacher.tokenizer.save_pretrained(folder)
+        return shards.tokenizer_sha256(Path(folder))
 
 
 def _read_shards(

@@ -24,6 +24,7 @@ from safetensors import safe_open
 from tqdm import tqdm
 
 from data.errors import PipelineError
+from data.files import os_errors, require_writable_folder
 from data.progress import progress_bar
 from data.shards import ShardStore
 from data.stream import BatchLoader, ValidationSet, plan_epoch, scan_shards, steps_per_epoch
@@ -41,6 +42,16 @@ from stage2_train.optim import adamw, lr_factor
 
 TRAIN_CONFIG = "train_config.json"
 METRICS = "metrics.jsonl"
+# Everything a training run writes into its --out; --overwrite removes these and nothing else.
+_RUN_FILES = (
+    TRAIN_CONFIG,
+    METRICS,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    CARD_FILE,
+    TOKENIZER_DIR,
+    CHECKPOINTS,
+)
 # Options that may change between a run and its resumption without changing the weights.
 _VOLATILE = (
     "out",
@@ -122,36 +133,66 @@ def _check_embeddings(store: ShardStore) -> torch.Tensor:
 
 
 def _prepare_out(cfg: TrainConfig, ctx: DistContext) -> None:
-    """Refuse an output dir of another run; with --overwrite, clear only this tool's files.
+    """Refuse an output dir of another run or of anything else; resume or replace our own.
 
-    Rank 0 alone checks and writes; the other ranks wait at a barrier after it.
+    Only a folder holding this tool's ``train_config.json`` is a training run; ``--overwrite``
+    replaces such a run (naming what it removes) and never touches any other folder, so a
+    mistyped ``--out`` (a shard folder, a Hugging Face model) loses nothing. Rank 0 alone checks
+    and writes; the other ranks wait at a barrier after it.
     """
     if not ctx.is_main:
         return
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise PipelineError(f"{out}: exists and is not a directory")
-    own = [TRAIN_CONFIG, METRICS, CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, TOKENIZER_DIR, CHECKPOINTS]
-    recorded = out / TRAIN_CONFIG
-    if recorded.is_file() and not cfg.overwrite:
-        previous = json.loads(recorded.read_text(encoding="utf-8"))
+    previous = _recorded_run(out)
+    if previous is None:
+        if out.is_dir() and any(out.iterdir()):
+            raise PipelineError(
+                f"{out}: not empty and not a training run (no {TRAIN_CONFIG}); "
+                "use another --out (--overwrite only replaces a training run)"
+            )
+    elif cfg.overwrite:
+        _remove_run(out)
+    else:
         mismatch = _first_difference(previous, cfg.identity())
         if mismatch:
             raise PipelineError(
                 f"{out} holds a run with another configuration ({mismatch}); "
                 "use --overwrite or another --out"
             )
-    elif out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
-        raise PipelineError(f"{out}: not empty and not a training run; use another --out")
-    if cfg.overwrite:
-        for name in own:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
+    require_writable_folder(out)
+    text = json.dumps(cfg.identity(), indent=2, sort_keys=True) + "\n"
+    with os_errors(out / TRAIN_CONFIG):
+        write_file_atomic(out / TRAIN_CONFIG, text)
+
+
+def _recorded_run(out: Path) -> dict[str, Any] | None:
+    """The configuration recorded by a previous run in ``out``, or None if there is none."""
+    path = out / TRAIN_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        recorded = None
+    if not (isinstance(recorded, dict) and isinstance(recorded.get("student"), dict)):
+        raise PipelineError(
+            f"{path}: not a training configuration written by `pipeline train`; use another --out"
+        )
+    return recorded
+
+
+def _remove_run(out: Path) -> None:
+    """Delete the files a previous run wrote in ``out`` (and only those), saying which."""
+    found = [name for name in _RUN_FILES if (out / name).exists()]
+    print(f"--overwrite: removing {', '.join(found)} from {out}", file=sys.stderr)
+    for name in found:
+        with os_errors(out / name, "cannot remove"):
+            if (out / name).is_dir() and not (out / name).is_symlink():
+                shutil.rmtree(out / name)
             else:
-                target.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    write_file_atomic(recorded, json.dumps(cfg.identity(), indent=2, sort_keys=True) + "\n")
+                (out / name).unlink()
 
 
 def _first_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str | None:

@@ -39,8 +39,13 @@ def resolve_fraction(explicit: float | None, encoder: Encoder) -> float:
         return explicit
     recorded = Path(encoder.label) / TRAIN_CONFIG
     if encoder.kind == "student" and recorded.is_file():
-        value = json.loads(recorded.read_text(encoding="utf-8")).get("val_fraction")
-        if isinstance(value, (int, float)):
+        try:
+            value = json.loads(recorded.read_text(encoding="utf-8")).get("val_fraction")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            raise PipelineError(
+                f"{recorded}: unreadable; pass --validation-fraction to probe this student"
+            ) from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1:
             return float(value)
     return TrainConfig.val_fraction
 

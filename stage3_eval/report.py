@@ -4,12 +4,20 @@ It reads only files that the stages write (Contract 3 ``results.json``, stage 2'
 ``metrics.jsonl`` and student ``config.json``, stage 1's shard ``manifest.json``), so it can be
 re-run at any time, on any mix of runs, and it never needs a model. The output is one static
 HTML file with PNGs beside it: nothing to serve, nothing fetched, opens offline.
+
+A result whose value is not a number is refused (a report that silently dropped or mis-plotted
+a measurement would be a wrong answer), before anything is written. All files are written under
+temporary names and renamed together at the end, and an existing page or PNG is replaced only
+when this command made it, so a failed or mistaken run leaves the folder as it was.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
+import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -20,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from data.errors import PipelineError
+from data.files import os_errors, remove, temporary_sibling
 from stage3_eval.results import RESULTS_JSON, Result, load_results
 
 METRICS_JSONL = "metrics.jsonl"
@@ -29,6 +38,8 @@ CURVES = (
     ("sts_spearman", "STS-B dev Spearman"),
 )
 GLUE_BENCHMARK = "glue"  # what ``pipeline eval glue`` puts in ``extra["benchmark"]``
+TITLE = "SRA-Distill report"
+PNG_MARK = "SRA-Distill pipeline report"  # the PNG "Software" text: a figure this command made
 
 
 @dataclass
@@ -79,21 +90,52 @@ def gather(run_dirs: list[Path]) -> RunData:
             entries = load_results(path)
         except (TypeError, json.JSONDecodeError) as exc:
             raise PipelineError(f"{path}: not a results file ({exc})") from None
-        for r in entries:
+        for number, r in enumerate(entries, start=1):
+            _check_result(path, number, r)
             merged[(*r.key(), r.data)] = r
     data.results = sorted(merged.values(), key=lambda r: (r.task, r.model, r.metric, r.seed or 0))
     for path in _files(run_dirs, METRICS_JSONL):
-        records = [r for r in _read_jsonl(path) if "step" in r]
+        records = [r for r in _read_jsonl(path) if isinstance(r, dict) and "step" in r]
         if records:
             data.curves[str(path.parent)] = records
     for path in _files(run_dirs, "config.json"):
         if (path.parent / "model.safetensors").is_file() and (path.parent / "tokenizer").is_dir():
-            data.students[str(path.parent)] = _read_json(path)
+            config = _read_json(path)
+            if isinstance(config, dict):
+                data.students[str(path.parent)] = config
     for path in _files(run_dirs, "manifest.json"):
         manifest = _read_json(path)
         if isinstance(manifest, dict) and "teacher" in manifest and "shards" in manifest:
-            data.manifests[str(path.parent)] = manifest
+            if _usable_manifest(manifest):
+                data.manifests[str(path.parent)] = manifest
+            else:
+                print(f"warning: {path}: incomplete shard manifest, not counted", file=sys.stderr)
     return data
+
+
+def _check_result(path: Path, number: int, r: Result) -> None:
+    """Refuse an entry that cannot be tabulated or plotted, naming the file and the entry."""
+    problem = None
+    if not all(isinstance(t, str) for t in (r.task, r.metric, r.model, r.data)):
+        problem = "task, metric, model and data must be strings"
+    elif not isinstance(r.value, (int, float)) or isinstance(r.value, bool):
+        problem = f"value {r.value!r} is not a number"
+    elif not (r.seed is None or isinstance(r.seed, int)):
+        problem = f"seed {r.seed!r} is not an integer"
+    elif not isinstance(r.extra, dict):
+        problem = "extra is not an object"
+    if problem:
+        raise PipelineError(f"{path}: entry {number} ({r.task}, {r.metric}): {problem}")
+
+
+def _usable_manifest(manifest: dict[str, Any]) -> bool:
+    teacher, records = manifest["teacher"], manifest["shards"]
+    return (
+        isinstance(teacher, dict)
+        and isinstance(teacher.get("name_or_path"), str)
+        and isinstance(records, dict)
+        and all(isinstance(r, dict) and isinstance(r.get("rows"), int) for r in records.values())
+    )
 
 
 def short(label: str) -> str:
@@ -184,7 +226,7 @@ def _curves_figure(curves: dict[str, list[dict[str, Any]]]):
     fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 3.6), squeeze=False)
     for ax, (key, title) in zip(axes[0], present, strict=True):
         for run, records in curves.items():
-            points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+            points = [(r["step"], r[key]) for r in records if _is_number(r.get(key))]
             if points:
                 steps, values = zip(*points, strict=True)
                 ax.plot(steps, values, marker="." if len(points) < 30 else None, label=short(run))
@@ -193,6 +235,10 @@ def _curves_figure(curves: dict[str, list[dict[str, Any]]]):
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     return fig
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _plain_number(value: float, _position: int) -> str:
@@ -282,7 +328,10 @@ def _student_config(data: RunData, label: str | None) -> dict[str, Any] | None:
 
 def _student_size(data: RunData, label: str | None) -> str:
     config = _student_config(data, label) or {}
-    params = config.get("training", {}).get("parameters")
+    training = config.get("training")
+    params = training.get("parameters") if isinstance(training, dict) else None
+    if not _is_number(params):
+        params = None
     if params is None:
         found = (r.extra.get("parameters") for r in data.results if r.model == label)
         params = next((p for p in found if p), None)
@@ -360,6 +409,49 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;paddin
 th{background:#f0f0f0}img{max-width:100%;border:1px solid #eee}ul.summary li{margin:3px 0}"""
 
 
+def _page(run_dirs: list[Path], summary: list[str], sections: list[str], data: RunData) -> str:
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in summary)
+    sources = "".join(f"<li><code>{html.escape(str(d))}</code></li>" for d in run_dirs)
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{TITLE}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{TITLE}</h1>"
+        f"<p>Generated {time.strftime('%Y-%m-%d %H:%M')} from:</p><ul>{sources}</ul>"
+        f"<h2>Summary</h2><ul class='summary'>{items}</ul>{''.join(sections)}"
+        f"<h2>All results</h2>{_table(data.results)}</body></html>\n"
+    )
+
+
+def _made_here(path: Path, mark: str) -> bool:
+    """Whether an existing file carries this command's mark in its first 64 kB."""
+    try:
+        with path.open("rb") as handle:
+            return mark.encode("utf-8") in handle.read(1 << 16)
+    except OSError:
+        return False
+
+
+def _check_replaceable(out: Path, names: list[str]) -> None:
+    """Refuse to replace a page or a PNG that this command did not write.
+
+    A PNG is ours when it carries ``PNG_MARK``, or when the page beside it is a report (PNGs of
+    reports made before the mark existed).
+    """
+    if out.is_dir():
+        raise PipelineError(f"{out}: is a folder; --out must name an .html file")
+    ours = out.is_file() and _made_here(out, f"<title>{TITLE}</title>")
+    if out.exists() and not ours:
+        raise PipelineError(
+            f"{out}: exists and is not a report; not overwritten (use another --out)"
+        )
+    for name in names:
+        png = out.parent / name
+        if png.exists() and not (ours or (png.is_file() and _made_here(png, PNG_MARK))):
+            raise PipelineError(
+                f"{png}: exists and was not made by `pipeline report`; not overwritten "
+                "(use another --out folder)"
+            )
+
+
 def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
     """Write ``out`` (report.html) and its PNGs beside it; return the path and the summary."""
     import matplotlib
@@ -373,24 +465,32 @@ def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
             f"{', '.join(map(str, run_dirs))}: "
             "no results.json, metrics.jsonl or shard manifest found"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sections = []
-    for name, (caption, fig) in figures(data).items():
-        fig.tight_layout()
-        fig.savefig(out.parent / name, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        sections.append(f"<h2>{html.escape(caption)}</h2><img src='{name}' alt='{name}'>")
     summary = summary_lines(data)
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in summary)
-    sources = "".join(f"<li><code>{html.escape(str(d))}</code></li>" for d in run_dirs)
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>SRA-Distill report</title>"
-        f"<style>{STYLE}</style></head><body><h1>SRA-Distill report</h1>"
-        f"<p>Generated {time.strftime('%Y-%m-%d %H:%M')} from:</p><ul>{sources}</ul>"
-        f"<h2>Summary</h2><ul class='summary'>{items}</ul>{''.join(sections)}"
-        f"<h2>All results</h2>{_table(data.results)}</body></html>\n"
-    )
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    plots = figures(data)
+    written: dict[Path, Path] = {}  # final path -> temporary path, renamed once all are written
+    sections = []
+    try:
+        _check_replaceable(out, list(plots))
+        with os_errors(out.parent, "cannot write the report in"):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            for name, (caption, fig) in plots.items():
+                written[out.parent / name] = temporary_sibling(out.parent / name)
+                fig.tight_layout()
+                fig.savefig(
+                    written[out.parent / name],
+                    format="png",
+                    dpi=110,
+                    bbox_inches="tight",
+                    metadata={"Software": PNG_MARK},
+                )
+                plt.close(fig)
+                sections.append(f"<h2>{html.escape(caption)}</h2><img src='{name}' alt='{name}'>")
+            written[out] = temporary_sibling(out)
+            written[out].write_text(_page(run_dirs, summary, sections, data), encoding="utf-8")
+            for final, tmp in written.items():
+                os.replace(tmp, final)
+    finally:
+        for tmp in written.values():
+            remove(tmp)
+        plt.close("all")
     return out, summary

@@ -3,16 +3,20 @@
 An index directory holds ``index.faiss`` (normalised vectors, inner product = cosine),
 ``texts.txt`` (the indexed texts, one per line) with ``offsets.npy`` (byte offset of each text,
 so a hit's text is read with one seek, whatever the collection size), ``lines.npy`` (the
-corpus line of each text) and ``meta.json`` (encoder, corpus fingerprint, index kind). It is
-built in a temporary directory and renamed when complete, so an index directory that exists
-is whole; building the same index again is a no-op.
+corpus line of each text) and ``meta.json`` (encoder, corpus fingerprint, index kind, and the
+row count, size and sha256 of ``texts.txt``). It is built in a temporary directory and renamed
+when complete, so an index directory that exists is whole; building the same index again is a
+no-op. Opening an index checks every file against ``meta.json``, so a damaged text store is
+refused rather than answered from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +38,7 @@ TEXTS_FILE = "texts.txt"
 OFFSETS_FILE = "offsets.npy"
 LINES_FILE = "lines.npy"
 META_FILE = "meta.json"
+REBUILD = "rebuild it with `pipeline index --overwrite`"
 IVF_TRAIN_PER_LIST = 64  # faiss warns below ~39 training points per list
 
 
@@ -81,13 +86,18 @@ class _Writer:
         self.train_rows = min(expected_rows, IVF_TRAIN_PER_LIST * ivf_lists(expected_rows))
         self.pending: list[np.ndarray] = []
         self.texts = (directory / TEXTS_FILE).open("wb")
+        self.texts_digest = hashlib.sha256()
+        self.texts_bytes = 0
         self.offsets: list[int] = []
         self.lines: list[int] = []
 
     def add(self, lines: list[int], texts: list[str], vectors: np.ndarray) -> None:
         for text in texts:
             self.offsets.append(self.texts.tell())
-            self.texts.write(text.encode("utf-8") + b"\n")
+            encoded = text.encode("utf-8") + b"\n"
+            self.texts.write(encoded)
+            self.texts_digest.update(encoded)
+            self.texts_bytes += len(encoded)
         self.lines.extend(lines)
         if self.index.is_trained:
             self.index.add(vectors)
@@ -101,6 +111,14 @@ class _Writer:
         self.index.train(buffered)
         self.index.add(buffered)
         self.pending = []
+
+    def text_store(self) -> dict[str, Any]:
+        """What ``meta.json`` records of ``texts.txt``, checked whenever the index is opened."""
+        return {
+            "rows": len(self.offsets),
+            "bytes": self.texts_bytes,
+            "sha256": self.texts_digest.hexdigest(),
+        }
 
     def close(self, directory: Path) -> int:
         if self.pending:
@@ -131,15 +149,13 @@ def build_index_dir(
         "corpus": {"paths": corpus_id.paths, "sha256": corpus_id.sha256},
     }
     out = Path(out)
-    if (out / META_FILE).is_file() and not overwrite:
-        existing = json.loads((out / META_FILE).read_text(encoding="utf-8"))
+    existing = _existing_index(out)
+    if existing is not None and not overwrite:
         if {k: existing.get(k) for k in meta} == meta:
-            return BuildSummary(int(existing["rows"]), 0.0, built=False)
+            return BuildSummary(len(SearchIndex(out)), 0.0, built=False)  # checked, not assumed
         raise PipelineError(
             f"{out} holds another index (other model, corpus or kind); use --overwrite"
         )
-    if out.exists() and not (out / META_FILE).is_file() and any(out.iterdir()) and not overwrite:
-        raise PipelineError(f"{out} exists and is not an index directory; use another --out")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -156,7 +172,7 @@ def build_index_dir(
         rows = writer.close(tmp)
         if rows == 0:
             raise PipelineError(f"{', '.join(corpus_id.paths)}: no non-blank line to index")
-        meta.update(rows=rows, encode_seconds=round(seconds, 3))
+        meta.update(rows=rows, texts=writer.text_store(), encode_seconds=round(seconds, 3))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         summary = BuildSummary(rows, seconds, built=True)
         speed = Result(
@@ -169,6 +185,8 @@ def build_index_dir(
             extra={**encoder.describe(), "sentences": rows, "index": kind},
         )
         write_results(tmp, [speed])
+        if existing is not None:
+            print(f"--overwrite: replacing the index in {out}", file=sys.stderr)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -177,21 +195,106 @@ def build_index_dir(
     return summary
 
 
+def _existing_index(out: Path) -> dict[str, Any] | None:
+    """The meta of the index already in ``out``; None if ``out`` is absent or empty.
+
+    Any other content (a file, a folder without an index's ``meta.json``) is refused whatever
+    ``--overwrite`` says: it only ever replaces an index this command wrote.
+    """
+    if out.exists() and not out.is_dir():
+        raise PipelineError(f"{out}: exists and is not a directory; use another --out")
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    meta = _read_json(out / META_FILE) if (out / META_FILE).is_file() else None
+    if not (isinstance(meta, dict) and {"model", "kind", "dim"} <= set(meta)):
+        raise PipelineError(
+            f"{out}: not empty and not an index directory; use another --out "
+            "(--overwrite only replaces an index)"
+        )
+    return meta
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PipelineError(f"{path}: unreadable ({exc}); {REBUILD}") from None
+
+
+# What meta.json must hold, with its type (an index built before the text store's checksum
+# was recorded lacks ``texts``: it is refused with the command that rebuilds it).
+_META_KEYS = {
+    "model": str,
+    "dim": int,
+    "kind": str,
+    "rows": int,
+    "texts.rows": int,
+    "texts.bytes": int,
+    "texts.sha256": str,
+}
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """An index's ``meta.json``, refused in one line if it lacks a key or one has another type."""
+    path = Path(directory) / META_FILE
+    if not path.is_file():
+        raise PipelineError(f"{directory}: not an index directory (no {META_FILE})")
+    meta = _read_json(path)
+    for key, kind in _META_KEYS.items():
+        value: Any = meta
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise PipelineError(f"{path}: {key!r} missing or not a {kind.__name__}; {REBUILD}")
+    return meta
+
+
+def _check_text_store(directory: Path, meta: dict[str, Any], offsets: np.ndarray) -> None:
+    """Refuse a texts.txt or offsets.npy that differs from what was recorded at build time."""
+    path, texts = directory / TEXTS_FILE, meta["texts"]
+    if not path.is_file():
+        raise PipelineError(f"{path}: missing; {REBUILD}")
+    size = path.stat().st_size
+    if size != texts["bytes"]:
+        raise PipelineError(
+            f"{path}: {size} bytes, {texts['bytes']} when the index was built; {REBUILD}"
+        )
+    if sha256_of(path) != texts["sha256"]:
+        raise PipelineError(f"{path}: changed since the index was built (checksum); {REBUILD}")
+    rows = {meta["rows"], texts["rows"], len(offsets)}
+    ordered = len(offsets) == 0 or (
+        offsets[0] == 0 and bool(np.all(np.diff(offsets) > 0)) and offsets[-1] < size
+    )
+    if len(rows) != 1 or not ordered:
+        raise PipelineError(f"{directory / OFFSETS_FILE}: does not match {TEXTS_FILE}; {REBUILD}")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class SearchIndex:
     """An index directory opened for queries: the index in memory, texts read per hit."""
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
-        meta_path = self.directory / META_FILE
-        if not meta_path.is_file():
-            raise PipelineError(f"{self.directory}: not an index directory (no {META_FILE})")
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.meta = read_meta(self.directory)
         try:
             self.index = faiss.read_index(str(self.directory / INDEX_FILE))
             self.offsets = np.load(self.directory / OFFSETS_FILE, mmap_mode="r")
             self.lines = np.load(self.directory / LINES_FILE, mmap_mode="r")
         except (OSError, RuntimeError, ValueError) as exc:
             raise PipelineError(f"{self.directory}: unreadable index ({exc}); rebuild it") from None
+        _check_text_store(self.directory, self.meta, self.offsets)
+        if not int(self.index.ntotal) == len(self.lines) == self.meta["rows"]:
+            raise PipelineError(
+                f"{self.directory}: {self.index.ntotal} vectors, {len(self.lines)} line numbers "
+                f"and {self.meta['rows']} rows recorded; {REBUILD}"
+            )
 
     def __len__(self) -> int:
         return int(self.index.ntotal)

@@ -155,10 +155,12 @@ def test_cli_probe_on_a_missing_shard_dir_fails_cleanly(tmp_path):
 @pytest.fixture(scope="module")
 def student_dir(shard_dir, tmp_path_factory) -> Path:
     """A small untrained student saved as a Contract-2 directory (word-piece init from shards)."""
+    import torch
     from safetensors.torch import load_file
 
     from stage2_train import Student, StudentConfig
 
+    torch.manual_seed(0)  # its random weights must not depend on which tests ran before
     store = ShardStore(shard_dir)
     (embeddings,) = load_file(str(store.input_embeddings_path)).values()
     config = StudentConfig(hidden_size=16, output_dim=store.dim, normalize=store.normalized)

@@ -24,7 +24,14 @@ def _data(rows: int, dim: int = 4) -> shards.ShardData:
 def _manifest(count: int = 2) -> dict:
     return {
         "format_version": shards.FORMAT_VERSION,
-        "teacher": {"name_or_path": "t", "hidden_size": 4, "normalize": False},
+        "teacher": {
+            "name_or_path": "t",
+            "weights_sha256": "w",
+            "hidden_size": 4,
+            "pooling": "mean",
+            "normalize": False,
+            "max_length": 16,
+        },
         "corpus": {"paths": ["c"], "sha256": "x", "lines": 20},
         "dtype": "float16",
         "shard_size": 10,
@@ -35,7 +42,8 @@ def _manifest(count: int = 2) -> dict:
 
 def _write(directory: Path, index: int, rows: int = 5) -> Path:
     name = shards.shard_name(index, 2)
-    record = shards.write_shard(directory, name, _data(rows), {"teacher": {"a": 1}}, "float16")
+    attrs = shards.shard_attrs(_manifest())
+    record = shards.write_shard(directory, name, _data(rows), attrs, "float16")
     shards.record_shard(directory, record)
     return directory / name
 

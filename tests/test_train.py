@@ -282,7 +282,9 @@ def test_shard_of_another_teacher_is_refused(tiny_shards, tmp_path) -> None:
         handle.attrs["teacher"] = json.dumps({**teacher, "weights_sha256": "0" * 64})
 
     path = _rewrite_shard(broken, other_teacher)
-    _fails(train_cli(broken, tmp_path / "o"), path.name, "two teachers")
+    _fails(
+        train_cli(broken, tmp_path / "o"), path.name, "teacher.weights_sha256", "another encoding"
+    )
 
 
 def test_manifest_dimension_mismatch_is_refused(tiny_shards, tmp_path) -> None:
