@@ -38,8 +38,9 @@ class DatasetCorpus:
 
     def describe(self) -> dict[str, Any]:
         """The dataset's identity, as recorded in the shard manifest."""
+        source = "local" if Path(self.name).exists() else "hub"
         return {"name": self.name, "config": self.config, "split": self.split,
-                "column": self.column, "builder": self._builder()[0]}  # fmt: skip
+                "column": self.column, "builder": self._builder()[0], "source": source}  # fmt: skip
 
     def _builder(self) -> tuple[str, dict[str, Any]]:
         """``load_dataset``'s first argument and keywords for this corpus."""

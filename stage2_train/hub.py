@@ -1,6 +1,6 @@
 """What a student folder needs to be a Hugging Face Hub repository, and reading one back.
 
-A saved student is meant to be uploaded as it is (``huggingface-cli upload``), so nothing in it
+A saved student is meant to be uploaded as it is (``hf upload``), so nothing in it
 may name the machine it was trained on: the teacher is named by its Hub id or its folder's name,
 the shard folder and the STS file by their names. The folder also carries the files that let
 sentence-transformers load it (``modules.json`` naming the module class of
@@ -41,28 +41,23 @@ def is_hub_id(name: str) -> bool:
     return True
 
 
-def _embedded_hub_id(folder: Path) -> str | None:
-    import importlib
-
-    for package, hub_id in EMBEDDED_TEACHERS.items():
-        try:
-            module = importlib.import_module(package)
-        except ImportError:
-            continue
-        if Path(module.get_model_path()).resolve() == folder.resolve():
-            return hub_id
-    return None
-
-
 def teacher_reference(name_or_path: str) -> str:
-    """The teacher's public name: its Hub id where known, else its folder's name."""
+    """The teacher's public name: its Hub id where known, else its folder's name.
+
+    Known: a Hub id as given, a snapshot folder of the Hub cache
+    (``models--ORG--NAME/snapshots/REV``), a teacher embedded in a package (its folder lies
+    in the package's folder), whether or not the folder still exists on this machine.
+    """
     path = Path(name_or_path)
-    if not path.exists():
-        return name_or_path if is_hub_id(name_or_path) else path.name
-    cached = [part for part in path.resolve().parts if part.startswith("models--")]
-    if cached:  # a snapshot in the Hub cache: models--ORG--NAME/snapshots/REV
+    parts = (path.resolve() if path.exists() else path).parts
+    cached = [part for part in parts if part.startswith("models--")]
+    if cached:
         return cached[-1].removeprefix("models--").replace("--", "/")
-    return _embedded_hub_id(path) or path.resolve().name
+    if len(parts) > 1 and parts[-2] in EMBEDDED_TEACHERS:
+        return EMBEDDED_TEACHERS[parts[-2]]
+    if not path.exists() and is_hub_id(name_or_path):
+        return name_or_path
+    return parts[-1] if parts else name_or_path
 
 
 def _teacher_license(name_or_path: str) -> str | None:
@@ -94,6 +89,9 @@ def portable(payload: dict[str, Any]) -> dict[str, Any]:
     sts = training.get("sts_dev") or {}
     if isinstance(sts.get("path"), str):
         sts["path"] = Path(sts["path"]).name
+    dataset = training.get("corpus_dataset") or {}
+    if dataset.get("source") == "local":
+        dataset["name"] = Path(dataset["name"]).name
     return payload
 
 
@@ -131,14 +129,15 @@ def card_data(payload: dict[str, Any]) -> Any:
                 metric_value=round(sts["spearman"], 6),
             )
         )
-    datasets = [d for d in training.get("datasets") or [] if is_hub_id(d)]
+    dataset = training.get("corpus_dataset") or {}
+    datasets = [dataset["name"]] if dataset.get("source") == "hub" else None
     return ModelCardData(
         library_name="sentence-transformers",
         pipeline_tag="sentence-similarity",
         base_model=name if "/" in name and is_hub_id(name) else None,
         license=teacher.get("license"),
         tags=list(TAGS),
-        datasets=datasets or None,
+        datasets=datasets,
         model_name=f"SRA-Distill BiLSTM student of {name or 'a teacher'}",
         eval_results=results or None,
     )

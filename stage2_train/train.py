@@ -444,6 +444,7 @@ def _summary(
         "targets": str(store.directory),
         "corpus_rows": store.rows,
         "corpus_sha256": store.manifest["corpus"]["sha256"],
+        "corpus_dataset": store.manifest["corpus"].get("dataset"),  # encode --dataset
         "validation_rows": len(val),
         "parameters": student.num_parameters(),
         "steps": state.step,

@@ -50,8 +50,14 @@ def test_dataset_shards_equal_the_text_file_shards(tmp_path, parquet, lines, tin
     assert 5 not in found["shard-00000-of-00005.h5"]["line"]
     corpus = shards.read_manifest(tmp_path / "from-dataset")["corpus"]
     assert corpus["lines"] == ROWS and corpus["paths"] == [str(parquet)]
-    assert corpus["dataset"] == {"name": str(parquet), "config": None, "split": "train",
-                                 "column": "text", "builder": "parquet"}  # fmt: skip
+    assert corpus["dataset"] == {
+        "name": str(parquet),
+        "config": None,
+        "split": "train",
+        "column": "text",
+        "builder": "parquet",
+        "source": "local",
+    }
     assert len(corpus["sha256"]) == 64
     info = run("shards", "info", tmp_path / "from-dataset")
     assert f"dataset {parquet} split train column text, {ROWS} lines" in info.output

