@@ -138,3 +138,6 @@ def test_dataset_and_corpus_files_together_or_an_unknown_format(tmp_path, tiny_t
     refused(_encode(odd, out, tiny_teacher_dir), "not a dataset file", untouched=out)
     refused(_encode(tmp_path / "missing.parquet", out, tiny_teacher_dir), "missing.parquet",
             untouched=out)  # fmt: skip
+    hub_name = "someone/never-downloaded-corpus"  # HF_HUB_OFFLINE=1 (conftest): not reachable
+    refused(_encode(hub_name, out, tiny_teacher_dir), hub_name, "cannot read split 'train'",
+            untouched=out)  # fmt: skip

@@ -222,6 +222,19 @@ def test_sentence_transformers_matches_on_500_real_lines(
 # ------------------------------------------------------------------------------- 3. ONNX
 
 
+@pytest.mark.slow
+def test_onnx_matches_torch_on_500_real_lines(tmp_path, embedded_teacher_dir, corpus_dir):
+    folder = real_tokenizer_student(embedded_teacher_dir, tmp_path / "real")
+    export_onnx(folder, tmp_path / "onnx", int8=True)
+    lines = real_lines(500)
+    expected = Student.from_pretrained(folder).encode(lines)
+    float32 = OnnxEncoder.from_export(tmp_path / "onnx").encode(lines)
+    assert float(np.abs(float32 - expected).max()) <= 1e-4
+    int8 = OnnxEncoder.from_export(tmp_path / "onnx", int8=True).encode(lines)
+    cosine = np.sum(int8 * expected, 1) / np.linalg.norm(int8, axis=1)  # expected: unit rows
+    assert float(cosine.min()) >= 0.99
+
+
 def test_onnx_export_matches_torch_at_any_batch_and_length(export_dir, student) -> None:
     import onnx
 
