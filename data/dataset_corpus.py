@@ -63,6 +63,7 @@ class DatasetCorpus:
         try:
             if builder == "save_to_disk":
                 loaded = datasets.load_from_disk(self.name)
+                # a saved DatasetDict has named splits; a saved Dataset is one unnamed split
                 split = loaded[self.split] if isinstance(loaded, datasets.DatasetDict) else loaded
                 stream = split.to_iterable_dataset()
             else:
