@@ -129,6 +129,8 @@ def progress_bar(
     the box's elapsed and remaining time. A disabled bar is tqdm's silent one either way.
     """
     file = sys.stderr if file is None else file
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
     if enabled and not _is_terminal(file):
         return LineProgress(
             iterable,

@@ -63,6 +63,7 @@ def main() -> None:
              pipeline shards verify|info SHARDS      check / describe a shard directory
     stage 2  pipeline train --targets SHARDS         train the student on the cached vectors
     stage 3  pipeline eval glue|sts|probe            fine-tune and evaluate
+    serve    pipeline export onnx --model STUDENT     ONNX graph for ONNX Runtime
     """
 
 
@@ -76,12 +77,13 @@ def _register() -> None:
     main.add_command(train_cmd.embed)
     eval_cmd.eval_group.add_command(glue_cmd.glue)
 
-    from pipeline import data_cmd, report_cmd, search_cmd
+    from pipeline import data_cmd, export_cmd, report_cmd, search_cmd
 
     main.add_command(search_cmd.index_cmd)
     main.add_command(search_cmd.search_cmd)
     main.add_command(report_cmd.report_cmd)
     main.add_command(data_cmd.data_group)
+    main.add_command(export_cmd.export_group)
 
 
 _register()

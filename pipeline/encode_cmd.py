@@ -13,8 +13,17 @@ from pipeline.runtime import array_task, resolve_device
 
 
 @click.command()
-@click.argument("corpus", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("corpus", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Shard dir.")
+@click.option(
+    "--dataset",
+    default=None,
+    help="Instead of CORPUS: a `datasets` corpus, local (parquet, JSON lines, CSV, Arrow file or "
+    "folder, save_to_disk folder) or a Hub name, streamed.",
+)
+@click.option("--config", "dataset_config", default=None, help="--dataset configuration name.")
+@click.option("--split", default="train", help="--dataset split.")
+@click.option("--column", default="text", help="--dataset column holding the texts.")
 @click.option("--teacher", default=None, help="HF name or folder [default: embedded MiniLM-L6]")
 @click.option(
     "--pooling",
@@ -39,6 +48,10 @@ from pipeline.runtime import array_task, resolve_device
 def encode(
     corpus,
     out,
+    dataset,
+    dataset_config,
+    split,
+    column,
     teacher,
     pooling,
     normalize,
@@ -54,16 +67,25 @@ def encode(
     overwrite,
     trust_remote_code,
 ) -> None:
-    """Stage 1: encode CORPUS (.txt/.txt.gz files or directories) with the teacher into shards.
+    """Stage 1: encode CORPUS (.txt/.txt.gz files or directories), or a --dataset column, with
+    the teacher into shards.
 
     Resumable: re-running skips complete shards. Split across array jobs with
     --num-shards K --shard-index I (read from SLURM_ARRAY_TASK_* when set).
     """
     from data.corpus import resolve_corpus
+    from data.dataset_corpus import DatasetCorpus
     from stage1_encode.encode import EncodeConfig, run_encode
     from stage1_encode.teacher import Teacher
 
-    resolve_corpus(list(corpus))  # fail on bad input before loading the teacher
+    if bool(corpus) == bool(dataset):
+        raise PipelineError("give either CORPUS files or --dataset, not both or neither")
+    if dataset:
+        corpus = DatasetCorpus(dataset, split, column, dataset_config)
+        corpus.check()  # fail on bad input before loading the teacher
+    else:
+        corpus = list(corpus)
+        resolve_corpus(corpus)
     tasks, index = array_task(num_shards, shard_index)
     model = Teacher(
         teacher,
@@ -84,7 +106,7 @@ def encode(
         strict=strict,
         overwrite=overwrite,
     )
-    summary = run_encode(list(corpus), model, cfg)
+    summary = run_encode(corpus, model, cfg)
     click.echo(
         f"encoded {summary.rows} rows in {summary.seconds:.1f}s ({summary.rate:.1f} sentences/s); "
         f"{len(summary.written)} shard(s) written, {len(summary.skipped)} already complete -> {out}"
@@ -138,10 +160,17 @@ def info_cmd(directory: Path, as_json: bool) -> None:
         f"             sha256 {teacher['weights_sha256'][:16]}…  dim {teacher['hidden_size']}  "
         f"pooling {teacher['pooling']}  normalize {teacher['normalize']}  "
         f"max_length {teacher['max_length']}",
-        f"corpus       {len(corpus['paths'])} file(s), {corpus['lines']} lines, "
+        f"corpus       {_corpus_source(corpus)}, {corpus['lines']} lines, "
         f"sha256 {corpus['sha256'][:16]}…",
         f"shards       {len(manifest['shards'])} of {len(expected_shards(manifest))} complete, "
         f"{manifest['shard_size']} lines each, {manifest['dtype']}",
         "rows         " + ", ".join(f"{v} {k}" for k, v in totals.items()),
     ]
     click.echo("\n".join(lines))
+
+
+def _corpus_source(corpus: dict) -> str:
+    dataset = corpus.get("dataset")
+    if dataset:
+        return f"dataset {dataset['name']} split {dataset['split']} column {dataset['column']}"
+    return f"{len(corpus['paths'])} file(s)"

@@ -187,7 +187,8 @@ def train(
     "-m",
     required=True,
     type=click.Path(path_type=Path),
-    help="Student dir written by `pipeline train`.",
+    help="Student dir written by `pipeline train` or its Hub id, or an ONNX export "
+    "(`pipeline export onnx`), then run by ONNX Runtime.",
 )
 @click.option(
     "--out",
@@ -201,7 +202,8 @@ def train(
     "--int8/--fp32",
     default=False,
     help="int8 dynamic quantization (4× smaller LSTM and linear weights, cosine ~0.999 to "
-    "float32), or exact float32 [default], which is as fast on CPUs with oneDNN's fused LSTM.",
+    "float32), or exact float32 [default], which is as fast on CPUs with oneDNN's fused LSTM. "
+    "With an ONNX export: its model_int8.onnx (export --int8).",
 )
 @click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
 def embed(file, model, out, batch_size, int8, threads) -> None:
@@ -214,15 +216,18 @@ def embed(file, model, out, batch_size, int8, threads) -> None:
 
     from data.corpus import iter_lines, resolve_corpus
     from stage2_train import Student
+    from stage2_train.onnx_encoder import OnnxEncoder, is_onnx_export
 
     files = resolve_corpus([file])
     out = out or file.with_name(file.name.removesuffix(".gz").rsplit(".", 1)[0] + ".npy")
     check_npy_output(out, files)
     if threads:
         torch.set_num_threads(threads)
-    student = Student.from_pretrained(model)
-    if int8:
-        student = student.quantized()
+    if is_onnx_export(model):
+        student = OnnxEncoder.from_export(model, int8=int8, threads=threads)
+    else:
+        student = Student.from_pretrained(model)
+        student = student.quantized() if int8 else student
     texts = [text for _, text in iter_lines(files)]
     if not texts:
         raise PipelineError(f"{file}: no non-blank line to embed")

@@ -8,20 +8,23 @@ two shards are in memory whatever the corpus size.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import queue
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors.torch import save
 
 from data import shards
 from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
+from data.dataset_corpus import DatasetCorpus
 from data.errors import PipelineError
 from data.files import (
     os_errors,
@@ -35,6 +38,9 @@ from data.files import (
 from data.progress import progress_bar
 from stage1_encode.memory import release_freed_memory
 from stage1_encode.teacher import Teacher
+
+# Yields (line number, text) of every non-blank line, counting what it drops into the stats.
+ReadLines = Callable[..., Iterator[tuple[int, str]]]
 
 
 @dataclass
@@ -81,11 +87,27 @@ def owned_shards(total: int, num_tasks: int, task_index: int) -> list[int]:
     return [i for i in range(total) if i % num_tasks == task_index]
 
 
-def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) -> EncodeSummary:
+def _open_corpus(
+    corpus: list[str | Path] | DatasetCorpus, strict: bool
+) -> tuple[dict[str, Any], ReadLines]:
+    """The corpus' manifest record (identity, fingerprint, line count) and its line reader."""
+    if isinstance(corpus, DatasetCorpus):
+        found, extra, read = corpus.fingerprint(), {"dataset": corpus.describe()}, corpus.iter_lines
+    else:
+        files = resolve_corpus(corpus)
+        found, extra = fingerprint(files, strict=strict), {}
+        read = functools.partial(iter_lines, files, strict=strict)
+    record = {"paths": found.paths, "sha256": found.sha256, "lines": found.lines, **extra}
+    return record, read
+
+
+def run_encode(
+    corpus: list[str | Path] | DatasetCorpus, teacher: Teacher, cfg: EncodeConfig
+) -> EncodeSummary:
     """Encode the shards this task owns that are not complete yet; return what was done."""
-    files = resolve_corpus(corpus)
-    corpus_id = fingerprint(files, strict=cfg.strict)
-    total = shards.shard_count(corpus_id.lines, cfg.shard_size)
+    corpus_record, read_lines = _open_corpus(corpus, cfg.strict)
+    lines = corpus_record["lines"]
+    total = shards.shard_count(lines, cfg.shard_size)
     manifest = {
         "format_version": shards.FORMAT_VERSION,
         "teacher": teacher.describe(),
@@ -94,7 +116,7 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
             "class": type(teacher.tokenizer).__name__,
             "sha256": _tokenizer_sha256(teacher),
         },
-        "corpus": {"paths": corpus_id.paths, "sha256": corpus_id.sha256, "lines": corpus_id.lines},
+        "corpus": corpus_record,
         "dtype": cfg.dtype,
         "shard_size": cfg.shard_size,
         "num_shards": total,
@@ -116,17 +138,17 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
         print(f"skipping {len(done)} complete shard(s) of {len(mine)} (resume)")
 
     start, rows, written = time.perf_counter(), 0, []
-    expected = sum(_lines_in(i, cfg.shard_size, corpus_id.lines) for i in todo)
+    expected = sum(_lines_in(i, cfg.shard_size, lines) for i in todo)
     attrs = shards.shard_attrs(manifest)
     bar = progress_bar(
         total=expected, unit="sent", desc="encode", enabled=cfg.progress and bool(todo)
     )
     with bar:  # closed on failure too, so that the error starts on a line of its own
-        for pending in _prefetch(_read_shards(files, todo, teacher, cfg)):
+        for pending in _prefetch(_read_shards(read_lines, todo, teacher, cfg)):
             embedding = teacher.embed_ids(pending.ids, cfg.max_tokens, on_batch=bar.update)
             data = shards.ShardData(embedding, pending.ids, pending.texts, np.array(pending.lines))
             record = shards.write_shard(cfg.out, names[pending.index], data, attrs, cfg.dtype)
-            skipped = _lines_in(pending.index, cfg.shard_size, corpus_id.lines) - len(pending.ids)
+            skipped = _lines_in(pending.index, cfg.shard_size, lines) - len(pending.ids)
             blank = skipped - pending.stats["duplicates"]
             shards.record_shard(cfg.out, {**record, **pending.stats, "blank": blank})
             bar.update(skipped)
@@ -199,7 +221,7 @@ def _tokenizer_sha256(teacher: Teacher) -> str:
 
 
 def _read_shards(
-    files: list[Path], todo: list[int], teacher: Teacher, cfg: EncodeConfig
+    read_lines: ReadLines, todo: list[int], teacher: Teacher, cfg: EncodeConfig
 ) -> Iterator[PendingShard]:
     """Stream the corpus once, yielding each wanted shard tokenized, in index order.
 
@@ -211,7 +233,7 @@ def _read_shards(
     seen: set[bytes] = set()
     stats = LineStats()
     repaired_before = 0
-    for number, text in iter_lines(files, strict=cfg.strict, stats=stats):
+    for number, text in read_lines(stats=stats):
         if current is None:
             return
         repaired, repaired_before = stats.invalid_utf8 > repaired_before, stats.invalid_utf8

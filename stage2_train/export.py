@@ -34,6 +34,11 @@ def model_card(config: dict[str, Any], summary: dict[str, Any]) -> str:
         "student = Student.from_pretrained('.')",
         "vectors = student.encode(['A sentence.'], batch_size=256)  # float32 [N, "
         f"{config['output_dim']}]",
+        "",
+        "# or, with sra-distill installed, through sentence-transformers (6 and later ask for",
+        "# trust_remote_code to import the installed module class; this folder holds no code)",
+        "from sentence_transformers import SentenceTransformer",
+        "model = SentenceTransformer('.', trust_remote_code=True)",
         "```",
         "",
         "## Architecture",

@@ -26,8 +26,16 @@ from torch import nn
 from data import files
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
+from data.progress import progress_bar
 from stage2_train.bilstm import bidirectional_lstm
 from stage2_train.config import StudentConfig
+from stage2_train.hub import (
+    card_with_header,
+    portable,
+    resolve_student_dir,
+    sentence_transformers_files,
+)
+from stage2_train.vectors import as_requested
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -114,11 +122,10 @@ class Student(nn.Module):
         return student
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> Student:
-        """Load a student directory written by ``save_pretrained`` (Contract 2)."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise PipelineError(f"{directory}: no such student directory")
+    def from_pretrained(cls, name_or_path: str | Path, revision: str | None = None) -> Student:
+        """Load a student folder written by ``save_pretrained`` (Contract 2), or a Hub
+        repository holding one (``org/name``, at ``revision``; the Hub cache is honoured)."""
+        directory = resolve_student_dir(name_or_path, revision)
         weights = directory / WEIGHTS_FILE
         if not weights.is_file():
             other = [p.name for p in [*directory.glob("*.bin"), *directory.glob("*.pt")]]
@@ -148,7 +155,8 @@ class Student(nn.Module):
     def save_pretrained(
         self, directory: str | Path, summary: dict[str, Any] | None = None, card: str | None = None
     ) -> None:
-        """Write config.json, model.safetensors, tokenizer/ and (with a card) README.md.
+        """Write config.json, model.safetensors, tokenizer/, the sentence-transformers files
+        (``hub.ST_FILES``) and (with a card) README.md under a metadata header: a Hub repository.
 
         Each file is written under a temporary name and renamed, so a reader never sees a
         half-written student.
@@ -165,9 +173,12 @@ class Student(nn.Module):
         payload = self.config.to_dict()
         if summary is not None:
             payload["training"] = summary
+        payload = portable(payload)
         files.write_text(directory / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
+        for name, text in sentence_transformers_files(self.config.max_length).items():
+            files.write_text(directory / name, text)
         if card is not None:
-            files.write_text(directory / CARD_FILE, card)
+            files.write_text(directory / CARD_FILE, card_with_header(card, payload))
 
     def quantized(self) -> Student:
         """An int8 copy for CPU inference: dynamic quantization of the LSTM and linear layers.
@@ -253,20 +264,51 @@ class Student(nn.Module):
 
     @torch.inference_mode()
     def embed_ids(
-        self, ids: Sequence[Sequence[int]], batch_size: int = 256, max_tokens: int = 16384
+        self,
+        ids: Sequence[Sequence[int]],
+        batch_size: int = 256,
+        max_tokens: int = 16384,
+        progress: bool = False,
     ) -> np.ndarray:
         """Vectors for tokenized texts, in input order; batches are length-sorted internally."""
         was_training = self.training
         self.eval()
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        for batch in token_budget_batches([len(s) for s in ids], max_tokens, batch_size):
+        batches = token_budget_batches([len(s) for s in ids], max_tokens, batch_size)
+        for batch in progress_bar(batches, desc="encode", unit="batch", enabled=progress):
             input_ids, mask = pad_batch([ids[i] for i in batch], self.pad_id)
             out[batch] = self.forward(input_ids.to(self.device), mask.to(self.device)).cpu().numpy()
         self.train(was_training)
         return out
 
     def encode(
-        self, texts: Sequence[str], batch_size: int = 256, max_tokens: int = 16384
-    ) -> np.ndarray:
-        """Sentence vectors (float32 ``[N, dim]``, input order) for raw texts."""
-        return self.embed_ids(self.tokenize(texts), batch_size=batch_size, max_tokens=max_tokens)
+        self,
+        sentences: str | Sequence[str],
+        batch_size: int = 256,
+        show_progress_bar: bool | None = None,
+        normalize_embeddings: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | torch.device | None = None,
+        max_tokens: int = 16384,
+        **unused: Any,
+    ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
+        """Sentence vectors for raw texts, called as sentence-transformers' ``encode`` is.
+
+        A list gives float32 ``[N, dim]`` in input order (``[0, dim]`` for an empty list), one
+        string gives one ``[dim]`` vector. The keyword names are sentence-transformers' own, so
+        code written for it runs unchanged; keywords that mean nothing here (``prompt_name``,
+        ``precision``, ...) are ignored, as model2vec does.
+        """
+        single = isinstance(sentences, str)
+        if device is not None:
+            self.to(device)
+        vectors = self.embed_ids(
+            self.tokenize([sentences] if single else sentences),
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            progress=bool(show_progress_bar),
+        )
+        return as_requested(
+            vectors, single, normalize_embeddings, convert_to_numpy, convert_to_tensor, self.device
+        )

@@ -37,6 +37,7 @@ from stage2_train.checkpoint import (
 from stage2_train.config import StudentConfig
 from stage2_train.distributed import DistContext, any_rank, barrier, init_distributed, shutdown
 from stage2_train.export import model_card, write_file_atomic
+from stage2_train.hub import portable
 from stage2_train.model import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, Student
 from stage2_train.optim import adamw, lr_factor
 
@@ -438,7 +439,8 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
         final = evaluate()
         log.merge({"step": state.step, "epoch": state.epoch, **final})
         summary = _summary(cfg, ctx, store, student, state, val, final, sts_pairs)
-        card = model_card(student.config.to_dict(), summary)
+        public = portable({**student.config.to_dict(), "training": summary})  # no local paths
+        card = model_card(public, public["training"])
         student.save_pretrained(cfg.out, summary=summary, card=card)
     barrier(ctx)
     return TrainSummary(Path(cfg.out), state.step, summary)
@@ -485,6 +487,7 @@ def _summary(
         "targets": str(store.directory),
         "corpus_rows": store.rows,
         "corpus_sha256": store.manifest["corpus"]["sha256"],
+        "corpus_dataset": store.manifest["corpus"].get("dataset"),  # encode --dataset
         "validation_rows": len(val),
         "parameters": student.num_parameters(),
         "steps": state.step,

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from data.errors import PipelineError
 from stage2_train import Student, StudentConfig
+from stage2_train.hub import ST_FILES
 from tests.stage2_helpers import make_tiny_shards
 
 
@@ -93,6 +94,7 @@ def test_save_and_load_round_trip(tiny_shards, tmp_path) -> None:
         "model.safetensors",
         "tokenizer",
         "README.md",
+        *ST_FILES,
     }
     saved = json.loads((tmp_path / "s" / "config.json").read_text())
     assert saved["training"] == {"steps": 3} and saved["pooling"] == "attention"
