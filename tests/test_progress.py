@@ -39,7 +39,9 @@ def test_lines_come_at_the_interval_not_at_every_update(monkeypatch):
     for _ in progress_bar(range(1000), desc="read shards", unit="shard", file=stream):
         pass
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("read shards: done, 1,000 shard"), lines
+    assert len(lines) == 1 and lines[0].startswith("read shards: done, 1,000/1,000 shard (100%)"), (
+        lines
+    )
 
 
 def test_a_terminal_gets_a_tqdm_bar_and_disabled_means_silent():
