@@ -157,11 +157,11 @@ def glue(
     files. Tasks whose files are missing are skipped with a note unless named in --tasks.
     """
     from data.glue import resolve_tasks
-    from stage3_eval.glue_augment import AugmentConfig
-    from stage3_eval.glue_encoders import EncoderFactory
-    from stage3_eval.glue_report import SUMMARY_MD, summary_table
-    from stage3_eval.glue_run import GlueRunConfig, GlueRunner, plan_tasks
-    from stage3_eval.glue_train import TrainConfig
+    from stage3_eval.glue.augment import AugmentConfig
+    from stage3_eval.glue.encoders import EncoderFactory
+    from stage3_eval.glue.report import SUMMARY_MD, summary_table
+    from stage3_eval.glue.run import GlueRunConfig, GlueRunner, plan_tasks
+    from stage3_eval.glue.train import TrainConfig
     from stage3_eval.results import load_results
 
     if augment_copies and kd_teacher is None:
@@ -217,7 +217,7 @@ def check_save_folder(folder: Path | None, task_names: list[str]) -> None:
     (it holds ``glue.json``): a model saved there replaces only what ``eval glue`` wrote.
     """
     from data.files import require_writable_folder
-    from stage3_eval.glue_model import META_FILE
+    from stage3_eval.glue.model import META_FILE
 
     if folder is None:
         return

@@ -12,9 +12,9 @@ from torch import nn
 
 from data.errors import PipelineError
 from data.glue import TASKS, load_task
-from stage3_eval.glue_metrics import task_metrics
-from stage3_eval.glue_model import GlueHead, GlueModel, load_finetuned, save_finetuned
-from stage3_eval.glue_train import (
+from stage3_eval.glue.metrics import task_metrics
+from stage3_eval.glue.model import GlueHead, GlueModel, load_finetuned, save_finetuned
+from stage3_eval.glue.train import (
     NO_LABEL,
     TrainConfig,
     batch_loss,

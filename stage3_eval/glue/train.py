@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from data.batching import token_budget_batches
 from data.progress import progress_bar
 from stage2_train.optim import adamw
-from stage3_eval.glue_model import GlueModel
+from stage3_eval.glue.model import GlueModel
 
 NO_LABEL = -1
 

@@ -19,13 +19,13 @@ import torch
 from data.errors import PipelineError
 from data.glue import TASKS, GlueSplit, GlueTask, TaskData, load_task
 from stage2_train.optim import seed_everything
-from stage3_eval.glue_augment import AugmentConfig
-from stage3_eval.glue_encoders import EncoderFactory
-from stage3_eval.glue_metrics import glue_score, task_metrics
-from stage3_eval.glue_model import GlueHead, GlueModel, save_finetuned
-from stage3_eval.glue_report import BENCHMARK, stored_scores
-from stage3_eval.glue_submit import write_submission
-from stage3_eval.glue_train import TrainConfig, fine_tune, predict, tokenize
+from stage3_eval.glue.augment import AugmentConfig
+from stage3_eval.glue.encoders import EncoderFactory
+from stage3_eval.glue.metrics import glue_score, task_metrics
+from stage3_eval.glue.model import GlueHead, GlueModel, save_finetuned
+from stage3_eval.glue.report import BENCHMARK, stored_scores
+from stage3_eval.glue.submit import write_submission
+from stage3_eval.glue.train import TrainConfig, fine_tune, predict, tokenize
 from stage3_eval.results import Result, load_results, write_results
 
 # Fixed epochs per task: fewer passes over the four large sets keep a CPU run affordable.
@@ -179,7 +179,7 @@ class GlueRunner:
         return run
 
     def _distillation_set(self, train: GlueSplit, encoder) -> tuple[GlueSplit, np.ndarray]:
-        from stage3_eval.glue_kd import distillation_set
+        from stage3_eval.glue.kd import distillation_set
 
         name = train.task.name
         if name not in self._kd_sets:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data.glue import GlueSplit
-from stage3_eval.glue_train import NO_LABEL
+from stage3_eval.glue.train import NO_LABEL
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""GLUE fine-tuning: the modules of ``pipeline eval glue``."""
