@@ -25,8 +25,7 @@ from scipy.stats import ttest_ind
 from bench.common import ROOT, SHARED_DATA, write_result
 from data.glue import TASKS
 from pipeline.cli import main
-from stage3_eval.glue.metrics import task_score
-from stage3_eval.glue.report import glue_entries
+from stage3_eval.glue import glue_entries, task_score
 from stage3_eval.results import load_results
 
 # The tasks of ../shared/data/glue with a train set (QNLI has dev and test only).

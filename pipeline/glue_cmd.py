@@ -157,11 +157,16 @@ def glue(
     files. Tasks whose files are missing are skipped with a note unless named in --tasks.
     """
     from data.glue import resolve_tasks
-    from stage3_eval.glue.augment import AugmentConfig
-    from stage3_eval.glue.encoders import EncoderFactory
-    from stage3_eval.glue.report import SUMMARY_MD, summary_table
-    from stage3_eval.glue.run import GlueRunConfig, GlueRunner, plan_tasks
-    from stage3_eval.glue.train import TrainConfig
+    from stage3_eval.glue import (
+        SUMMARY_MD,
+        AugmentConfig,
+        EncoderFactory,
+        FineTuneConfig,
+        GlueRunConfig,
+        GlueRunner,
+        plan_tasks,
+        summary_table,
+    )
     from stage3_eval.results import load_results
 
     if augment_copies and kd_teacher is None:
@@ -185,7 +190,7 @@ def glue(
         data_dir=data_dir,
         out=out,
         seeds=list(range(seeds)),
-        train=TrainConfig(
+        train=FineTuneConfig(
             batch_size=batch_size, lr=lr or factory.default_lr, head_lr=head_lr, kd_alpha=kd_alpha
         ),
         epochs=epochs,
@@ -217,7 +222,7 @@ def check_save_folder(folder: Path | None, task_names: list[str]) -> None:
     (it holds ``glue.json``): a model saved there replaces only what ``eval glue`` wrote.
     """
     from data.files import require_writable_folder
-    from stage3_eval.glue.model import META_FILE
+    from stage3_eval.glue import META_FILE
 
     if folder is None:
         return

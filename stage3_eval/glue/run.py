@@ -25,7 +25,7 @@ from stage3_eval.glue.metrics import glue_score, task_metrics
 from stage3_eval.glue.model import GlueHead, GlueModel, save_finetuned
 from stage3_eval.glue.report import BENCHMARK, stored_scores
 from stage3_eval.glue.submit import write_submission
-from stage3_eval.glue.train import TrainConfig, fine_tune, predict, tokenize
+from stage3_eval.glue.train import FineTuneConfig, fine_tune, predict, tokenize
 from stage3_eval.results import Result, load_results, write_results
 
 # Fixed epochs per task: fewer passes over the four large sets keep a CPU run affordable.
@@ -47,7 +47,7 @@ class GlueRunConfig:
     data_dir: str
     out: Path
     seeds: list[int] = field(default_factory=lambda: [0])
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: FineTuneConfig = field(default_factory=FineTuneConfig)
     epochs: int | None = None  # None: DEFAULT_EPOCHS of each task
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
@@ -122,7 +122,7 @@ class GlueRunner:
         produced += self._glue_scores()
         return produced
 
-    def _train_config(self, task: GlueTask) -> TrainConfig:
+    def _train_config(self, task: GlueTask) -> FineTuneConfig:
         return replace(self.config.train, epochs=self.config.epochs or DEFAULT_EPOCHS[task.name])
 
     def run_one(self, data: TaskData, seed: int) -> TaskRun:
@@ -200,7 +200,7 @@ class GlueRunner:
             )
             write_submission(folder, split, outputs)
 
-    def _describe(self, task: GlueTask, seed: int, run: TaskRun, train: TrainConfig) -> str:
+    def _describe(self, task: GlueTask, seed: int, run: TaskRun, train: FineTuneConfig) -> str:
         metrics = "  ".join(
             f"{split} {metric} {100 * value:.2f}"
             for split, values in run.scores.items()
