@@ -19,9 +19,7 @@ from torch import nn
 
 from data.errors import PipelineError
 from data.shards import INPUT_EMBEDDINGS, TOKENIZER_DIR
-from stage3_eval.encoders import TEACHER, is_student_dir
-
-SCRATCH = "scratch"
+from stage3_eval.encoders import SCRATCH, STUDENT, TEACHER, is_student_dir, model_kind
 
 
 @dataclass
@@ -39,22 +37,11 @@ class EncoderFactory:
     student_config: Path | None = None
     max_length: int = 128
     workdir: Path = field(default_factory=lambda: Path(".glue-cache"))
+    kind: str = field(init=False)  # student, scratch or teacher: what ``spec`` names
     _word_pieces: tuple[Path, torch.Tensor] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.spec in (TEACHER, SCRATCH) or is_student_dir(self.spec):
-            return
-        path = Path(self.spec)
-        if path.is_dir() and not (path / "config.json").is_file():
-            raise PipelineError(f"{self.spec}: neither a student dir nor a Hugging Face model")
-        if not path.is_dir() and (path.is_absolute() or self.spec.startswith(".")):
-            raise PipelineError(f"--model {self.spec}: no such directory")
-
-    @property
-    def kind(self) -> str:
-        if self.spec == SCRATCH:
-            return SCRATCH
-        return "student" if is_student_dir(self.spec) else TEACHER
+        self.kind = model_kind(self.spec, scratch=True)
 
     @property
     def label(self) -> str:
@@ -69,7 +56,7 @@ class EncoderFactory:
         return 2e-5 if self.kind == TEACHER else 5e-4
 
     def build(self) -> nn.Module:
-        if self.kind == "student":
+        if self.kind == STUDENT:
             from stage2_train import Student
 
             return Student.from_pretrained(self.spec)
