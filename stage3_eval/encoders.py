@@ -79,7 +79,9 @@ class Encoder:
         return {"kind": self.kind, "dim": self.dim, "parameters": self.parameters}
 
 
-def load_encoder(spec: str, *, device: str = "cpu", batch_size: int = 256) -> Encoder:
+def load_encoder(
+    spec: str, *, device: str = "cpu", batch_size: int = Encoder.batch_size
+) -> Encoder:
     """``spec`` is a student dir, ``teacher``, or an HF encoder name/folder (the teacher path)."""
     if model_kind(spec) == STUDENT:
         try:
