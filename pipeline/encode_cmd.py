@@ -6,8 +6,13 @@ from pathlib import Path
 
 import click
 
-from pipeline.options import device_option
+from data.shards import DTYPES
+from pipeline.options import config_defaults, device_option
 from pipeline.runtime import array_task, resolve_device
+from stage1_encode.encode import EncodeConfig
+from stage1_encode.teacher import MAX_LENGTH, POOLINGS
+
+ENCODE = config_defaults(EncodeConfig)
 
 
 @click.command()
@@ -16,17 +21,26 @@ from pipeline.runtime import array_task, resolve_device
 @click.option("--teacher", default=None, help="HF name or folder [default: embedded MiniLM-L6]")
 @click.option(
     "--pooling",
-    type=click.Choice(["mean", "cls", "pooler"]),
+    type=click.Choice(POOLINGS),
     default=None,
     help="Sentence pooling [default: as the teacher declares, else mean]",
 )
 @click.option(
     "--normalize/--no-normalize", default=None, help="L2-normalise [default: as declared]"
 )
-@click.option("--max-length", default=128, type=click.IntRange(8, 8192), help="Tokens per text.")
-@click.option("--max-tokens", default=8192, type=click.IntRange(64), help="Padded tokens/batch.")
-@click.option("--shard-size", default=10_000, type=click.IntRange(1), help="Corpus lines/shard.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16")
+@click.option(
+    "--max-length", default=MAX_LENGTH, type=click.IntRange(8, 8192), help="Tokens per text."
+)
+@click.option(
+    "--max-tokens",
+    default=ENCODE["max_tokens"],
+    type=click.IntRange(64),
+    help="Padded tokens/batch.",
+)
+@click.option(
+    "--shard-size", default=ENCODE["shard_size"], type=click.IntRange(1), help="Corpus lines/shard."
+)
+@click.option("--dtype", type=click.Choice(DTYPES), default=ENCODE["dtype"])
 @device_option
 @click.option("--num-shards", type=click.IntRange(1), default=None, help="Array task count K.")
 @click.option("--shard-index", type=click.IntRange(0), default=None, help="This task, 0..K-1.")
@@ -58,7 +72,7 @@ def encode(
     --num-shards K --shard-index I (read from SLURM_ARRAY_TASK_* when set).
     """
     from data.corpus import resolve_corpus
-    from stage1_encode.encode import EncodeConfig, run_encode
+    from stage1_encode.encode import run_encode
     from stage1_encode.teacher import Teacher
 
     resolve_corpus(list(corpus))  # fail on bad input before loading the teacher

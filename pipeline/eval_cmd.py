@@ -7,10 +7,30 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from pipeline.options import FiniteRange, device_option, encode_batch_option, results_out_option
+from pipeline.options import (
+    FiniteRange,
+    config_defaults,
+    device_option,
+    encode_batch_option,
+    results_out_option,
+)
 from pipeline.runtime import resolve_device
+from stage3_eval.glue import AugmentConfig, EncoderFactory, FineTuneConfig, GlueRunConfig
+from stage3_eval.glue.encoders import BILSTM_LR, TRANSFORMER_LR
+from stage3_eval.glue.run import describe_default_epochs
+from stage3_eval.knn import DEFAULT_INDEX_KIND, INDEX_KINDS
+from stage3_eval.probe import DEFAULT_KS
 
 MODEL_HELP = "Student dir, 'teacher' (embedded) or an HF encoder path; repeat to compare."
+FINE_TUNE = config_defaults(FineTuneConfig)
+GLUE_RUN = config_defaults(GlueRunConfig)
+AUGMENT = config_defaults(AugmentConfig)
+ENCODER = config_defaults(EncoderFactory)
+
+
+def _rate(value: float) -> str:
+    """A learning rate as people write it: ``2e-5``, not ``2e-05``."""
+    return f"{value:.0e}".replace("e-0", "e-")
 
 
 @click.group("eval")
@@ -79,15 +99,15 @@ def sts_cmd(models, files, out, batch_size, device) -> None:
     "-k",
     "ks",
     multiple=True,
-    default=(1, 10),
+    default=DEFAULT_KS,
     type=click.IntRange(1),
     help="Neighbour counts to report recall at; repeatable.",
 )
 @click.option(
     "--index",
     "index_kind",
-    type=click.Choice(["exact", "ivf", "hnsw"]),
-    default="exact",
+    type=click.Choice(INDEX_KINDS),
+    default=DEFAULT_INDEX_KIND,
     help="faiss search; ivf/hnsw are approximate, for large sets.",
 )
 @results_out_option
@@ -149,18 +169,21 @@ def probe_cmd(
     "--epochs",
     default=None,
     type=click.IntRange(1),
-    help="Epochs [default: per task, 2 on SST-2/QQP/MNLI/QNLI, 3 on WNLI, else 4]",
+    help=f"Epochs [default: per task, {describe_default_epochs()}]",
 )
-@click.option("--batch-size", default=32, type=click.IntRange(1))
+@click.option("--batch-size", default=FINE_TUNE["batch_size"], type=click.IntRange(1))
 @click.option(
     "--lr",
     default=None,
     type=FiniteRange(0, min_open=True),
-    help="Encoder learning rate [default: 2e-5 for a transformer, 5e-4 for a BiLSTM]",
+    help=f"Encoder learning rate [default: {_rate(TRANSFORMER_LR)} for a transformer, "
+    f"{_rate(BILSTM_LR)} for a BiLSTM]",
 )
-@click.option("--head-lr", default=1e-3, type=FiniteRange(0, min_open=True))
-@click.option("--hidden", default=512, type=click.IntRange(1), help="Head MLP hidden units.")
-@click.option("--dropout", default=0.1, type=FiniteRange(0, 1, max_open=True))
+@click.option("--head-lr", default=FINE_TUNE["head_lr"], type=FiniteRange(0, min_open=True))
+@click.option(
+    "--hidden", default=GLUE_RUN["hidden"], type=click.IntRange(1), help="Head MLP hidden units."
+)
+@click.option("--dropout", default=GLUE_RUN["dropout"], type=FiniteRange(0, 1, max_open=True))
 @click.option("--freeze-encoder", is_flag=True, help="Train the head only.")
 @click.option(
     "--max-train-examples",
@@ -187,7 +210,10 @@ def probe_cmd(
     help="Student dir whose architecture 'scratch' copies [default: stage 2 defaults]",
 )
 @click.option(
-    "--max-length", default=128, type=click.IntRange(8, 8192), help="Tokens per sentence."
+    "--max-length",
+    default=ENCODER["max_length"],
+    type=click.IntRange(8, 8192),
+    help="Tokens per sentence.",
 )
 @click.option(
     "--kd-teacher",
@@ -197,7 +223,7 @@ def probe_cmd(
 )
 @click.option(
     "--kd-alpha",
-    default=0.5,
+    default=FINE_TUNE["kd_alpha"],
     type=FiniteRange(0, 1),
     help="Weight of the label loss; 1 - alpha goes to the MSE on the teacher's logits.",
 )
@@ -206,12 +232,15 @@ def probe_cmd(
     "augment_copies",
     default=None,
     type=click.IntRange(0),
-    help="Tang et al. augmented copies per train example for KD [default: 4 with --kd-teacher]",
+    help="Tang et al. augmented copies per train example for KD "
+    f"[default: {AUGMENT['copies']} with --kd-teacher]",
 )
-@click.option("--p-mask", default=0.1, type=FiniteRange(0, 1), help="Augmentation masking.")
+@click.option(
+    "--p-mask", default=AUGMENT["p_mask"], type=FiniteRange(0, 1), help="Augmentation masking."
+)
 @click.option(
     "--p-ngram",
-    default=0.25,
+    default=AUGMENT["p_ngram"],
     type=FiniteRange(0, 1),
     help="Augmentation n-gram sampling probability.",
 )
@@ -223,7 +252,7 @@ def probe_cmd(
 )
 @click.option(
     "--predict-test/--no-predict-test",
-    default=True,
+    default=GLUE_RUN["predict_test"],
     help="Write GLUE submission files for the test sets that exist.",
 )
 @click.option("--name", default=None, help="Model label in the results [default: from --model]")
@@ -265,16 +294,7 @@ def glue(
     files. Tasks whose files are missing are skipped with a note unless named in --tasks.
     """
     from data.glue import resolve_tasks
-    from stage3_eval.glue import (
-        SUMMARY_MD,
-        AugmentConfig,
-        EncoderFactory,
-        FineTuneConfig,
-        GlueRunConfig,
-        GlueRunner,
-        plan_tasks,
-        summary_table,
-    )
+    from stage3_eval.glue import SUMMARY_MD, GlueRunner, plan_tasks, summary_table
     from stage3_eval.results import load_results
 
     if augment_copies and kd_teacher is None:
@@ -309,7 +329,9 @@ def glue(
         dropout=dropout,
         kd_teacher=kd_teacher,
         augment=AugmentConfig(
-            copies=4 if augment_copies is None else augment_copies, p_mask=p_mask, p_ngram=p_ngram
+            copies=AUGMENT["copies"] if augment_copies is None else augment_copies,
+            p_mask=p_mask,
+            p_ngram=p_ngram,
         ),
         save_finetuned=save_finetuned,
         predict_test=predict_test,

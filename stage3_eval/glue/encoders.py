@@ -21,6 +21,10 @@ from data.errors import PipelineError
 from data.shards import INPUT_EMBEDDINGS, TOKENIZER_DIR
 from stage3_eval.encoders import SCRATCH, STUDENT, TEACHER, is_student_dir, model_kind
 
+# Encoder learning rates: BERT's for a transformer, a larger one for the BiLSTM (and scratch).
+TRANSFORMER_LR = 2e-5
+BILSTM_LR = 5e-4
+
 
 @dataclass
 class EncoderFactory:
@@ -53,7 +57,7 @@ class EncoderFactory:
     @property
     def default_lr(self) -> float:
         """Encoder learning rate: BERT's for a transformer, a larger one for the BiLSTM."""
-        return 2e-5 if self.kind == TEACHER else 5e-4
+        return TRANSFORMER_LR if self.kind == TEACHER else BILSTM_LR
 
     def build(self) -> nn.Module:
         if self.kind == STUDENT:

@@ -22,7 +22,13 @@ from stage2_train.optim import seed_everything
 from stage3_eval.glue.augment import AugmentConfig
 from stage3_eval.glue.encoders import EncoderFactory
 from stage3_eval.glue.metrics import glue_score, task_metrics
-from stage3_eval.glue.model import GlueHead, GlueModel, save_finetuned
+from stage3_eval.glue.model import (
+    HEAD_DROPOUT,
+    HEAD_HIDDEN,
+    GlueHead,
+    GlueModel,
+    save_finetuned,
+)
 from stage3_eval.glue.report import BENCHMARK, stored_scores
 from stage3_eval.glue.submit import write_submission
 from stage3_eval.glue.train import FineTuneConfig, fine_tune, predict, tokenize
@@ -42,6 +48,18 @@ DEFAULT_EPOCHS = {
 }
 
 
+def describe_default_epochs() -> str:
+    """``DEFAULT_EPOCHS`` in words for ``--help``: the usual count last, the exceptions first."""
+    counts = list(DEFAULT_EPOCHS.values())
+    usual = max(counts, key=counts.count)
+    exceptions = [
+        f"{epochs} on "
+        + "/".join(TASKS[n].folder for n, e in DEFAULT_EPOCHS.items() if e == epochs)
+        for epochs in sorted(set(counts) - {usual})
+    ]
+    return ", ".join([*exceptions, f"else {usual}"])
+
+
 @dataclass
 class GlueRunConfig:
     data_dir: str
@@ -52,8 +70,8 @@ class GlueRunConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     freeze_encoder: bool = False
-    hidden: int = 512
-    dropout: float = 0.1
+    hidden: int = HEAD_HIDDEN
+    dropout: float = HEAD_DROPOUT
     kd_teacher: Path | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     save_finetuned: Path | None = None

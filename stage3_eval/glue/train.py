@@ -19,6 +19,7 @@ from data.batching import token_budget_batches
 from data.progress import progress_bar
 from stage2_train.optim import adamw
 from stage3_eval.glue.augment import NO_LABEL
+from stage3_eval.glue.encoders import BILSTM_LR
 from stage3_eval.glue.model import GlueModel
 
 
@@ -26,7 +27,7 @@ from stage3_eval.glue.model import GlueModel
 class FineTuneConfig:
     epochs: int = 3
     batch_size: int = 32
-    lr: float = 5e-4  # encoder learning rate
+    lr: float = BILSTM_LR  # encoder learning rate (the CLI picks it by encoder kind)
     head_lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of the steps with a linear warm-up
