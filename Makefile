@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast demo bench lint clean
+.PHONY: install test test-fast demo bench bench-full lint clean
 
 install: $(VENV)/.installed
 
@@ -29,10 +29,22 @@ test-fast: install
 demo: install
 	bash examples/demo.sh
 
+# `make bench`: the quick set, stage 1 only (minutes). `make bench-full`: every benchmark, on the
+# whole shared corpus (hours): encode it to $(SHARDS) (resumes: complete shards are skipped),
+# train $(STUDENT) within a time budget, then time the student and fine-tune it on GLUE.
+SHARDS ?= runs/corpus-shards
+STUDENT ?= runs/student
+
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench.encode_throughput
 	$(PY) -m bench.encode_memory
+
+bench-full: bench
+	$(BIN)/pipeline encode ../shared/data/corpus --out $(SHARDS)
+	$(PY) -m bench.train_quality --targets $(SHARDS) --out $(STUDENT)
+	$(PY) -m bench.student_speed $(STUDENT)
+	$(PY) -m bench.glue --student $(STUDENT)
 
 lint: install
 	$(BIN)/ruff check .

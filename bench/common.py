@@ -1,10 +1,18 @@
-"""Helpers shared by the benchmarks: corpus slices, result files, peak memory."""
+"""Helpers shared by the benchmarks: running a command, corpus slices, result files.
+
+A benchmark that measures a whole command runs it through :func:`run_pipeline`, the CLI in
+this process exactly as a user types it (``python -m bench.common ARGS`` runs it the same way
+in a child process, for peak memory). The speed benchmarks that time one step (stage 1's
+encoding, the student's ``encode``) call that function directly instead, so that model
+loading stays off the clock.
+"""
 
 from __future__ import annotations
 
 import gzip
 import json
 import platform
+import sys
 import time
 from itertools import islice
 from pathlib import Path
@@ -15,6 +23,21 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def run_pipeline(*args: str) -> None:
+    """``pipeline ARGS`` in this process; a refused or failed command ends the benchmark."""
+    import click
+
+    from pipeline.cli import main
+
+    print("$ pipeline " + " ".join(args), flush=True)
+    try:
+        status = main.main(list(args), standalone_mode=False)
+    except click.ClickException as exc:
+        raise SystemExit(f"pipeline {' '.join(args)}: {exc.format_message()}") from None
+    if status:  # a command that called ctx.exit(status)
+        raise SystemExit(f"pipeline {' '.join(args)} failed with status {status}")
 
 
 def corpus_lines(name: str = "nltk_brown.txt.gz", count: int = 5000) -> list[str]:
@@ -44,3 +67,7 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(payload, indent=2))
     return path
+
+
+if __name__ == "__main__":
+    run_pipeline(*sys.argv[1:])

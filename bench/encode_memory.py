@@ -1,7 +1,8 @@
 """Stage-1 memory: peak RSS of `pipeline encode` on 10k vs 100k corpus lines.
 
 Streaming means the peak grows with the shard size, not the corpus size; this runs the real CLI
-in a subprocess for each corpus size with the same shard size and reports the child's peak RSS.
+(``bench.common.run_pipeline``) in a child process for each corpus size with the same shard size
+and reports the child's peak RSS.
 ``--max-length 32`` by default keeps the 100k run to minutes on a 2-core CPU without changing
 what is measured (the data path). Writes bench/results/encode_memory.json.
 """
@@ -39,7 +40,7 @@ def peak_rss_mib(args: list[str]) -> tuple[float, float]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args], env=env, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "bench.common", *args], env=env, stdout=subprocess.DEVNULL
     )
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:

@@ -22,11 +22,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 from scipy.stats import ttest_ind
 
-from bench.common import ROOT, SHARED_DATA, write_result
+from bench.common import ROOT, SHARED_DATA, run_pipeline, write_result
 from data.glue import TASKS
-from pipeline.cli import main
-from stage3_eval.glue_metrics import task_score
-from stage3_eval.glue_report import glue_entries
+from stage3_eval.glue import glue_entries, task_score
 from stage3_eval.results import load_results
 
 # The tasks of ../shared/data/glue with a train set (QNLI has dev and test only).
@@ -72,8 +70,7 @@ def run_glue(
         argv += ["--max-train-examples", str(args.max_train_examples)]
     if args.epochs:
         argv += ["--epochs", str(args.epochs)]
-    print("$ pipeline " + " ".join(argv), flush=True)
-    main.main(argv, standalone_mode=False)
+    run_pipeline(*argv)
 
 
 def scores_by_model(out: Path) -> tuple[dict[str, dict[str, list[float]]], dict]:

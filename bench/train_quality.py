@@ -20,10 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from click.testing import CliRunner
-
-from bench.common import SHARED_DATA, write_result
-from pipeline.cli import main as pipeline_main
+from bench.common import SHARED_DATA, run_pipeline, write_result
 
 TEACHER_STS_B_DEV = 0.867  # all-MiniLM-L6-v2, measured by bench/student_speed.py and stage 3
 
@@ -50,10 +47,7 @@ def main() -> None:
         str(args.sts_dev),
         *extra,
     ]
-    result = CliRunner().invoke(pipeline_main, command, catch_exceptions=False)
-    print(result.output)
-    if result.exit_code != 0:
-        raise SystemExit(result.exit_code)
+    run_pipeline(*command)
 
     summary = json.loads((args.out / "config.json").read_text())["training"]
     records = [json.loads(x) for x in (args.out / "metrics.jsonl").read_text().splitlines()]

@@ -36,6 +36,7 @@ MANIFEST = "manifest.json"
 TOKENIZER_DIR = "tokenizer"
 INPUT_EMBEDDINGS = "teacher_input_embeddings.safetensors"
 DATASETS = ("embedding", "input_ids", "text", "line")
+DTYPES = ("float16", "float32")  # how the teacher vectors may be stored
 _SHARD_RE = re.compile(r"^shard-(\d{5})-of-(\d{5})\.h5$")
 
 # Keys of the manifest that must agree for two runs to write into the same directory.
@@ -149,8 +150,10 @@ def check_manifest(path: Path, manifest: dict[str, Any]) -> None:
             raise PipelineError(f"{path}: no {key!r}; not a complete shard manifest (re-encode)")
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise PipelineError(f"{path}: {key!r} is {value!r}, expected {kind.__name__}")
-    if manifest["dtype"] not in ("float16", "float32"):
-        raise PipelineError(f"{path}: 'dtype' is {manifest['dtype']!r}, expected float16/float32")
+    if manifest["dtype"] not in DTYPES:
+        raise PipelineError(
+            f"{path}: 'dtype' is {manifest['dtype']!r}, expected {'/'.join(DTYPES)}"
+        )
     for name, record in manifest["shards"].items():
         if not (
             isinstance(record, dict)

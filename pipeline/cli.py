@@ -68,17 +68,24 @@ def main() -> None:
 
 
 def _register() -> None:
-    from pipeline import encode_cmd, eval_cmd, glue_cmd, train_cmd
+    """One module per top-level command or group, in the order of the stages."""
+    from pipeline import (
+        data_cmd,
+        embed_cmd,
+        encode_cmd,
+        eval_cmd,
+        export_cmd,
+        report_cmd,
+        search_cmd,
+        shards_cmd,
+        train_cmd,
+    )
 
     main.add_command(encode_cmd.encode)
-    main.add_command(encode_cmd.shards_group)
-    main.add_command(eval_cmd.eval_group)
+    main.add_command(shards_cmd.shards_group)
     main.add_command(train_cmd.train)
-    main.add_command(train_cmd.embed)
-    eval_cmd.eval_group.add_command(glue_cmd.glue)
-
-    from pipeline import data_cmd, export_cmd, report_cmd, search_cmd
-
+    main.add_command(embed_cmd.embed)
+    main.add_command(eval_cmd.eval_group)
     main.add_command(search_cmd.index_cmd)
     main.add_command(search_cmd.search_cmd)
     main.add_command(report_cmd.report_cmd)

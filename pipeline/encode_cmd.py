@@ -1,15 +1,19 @@
-"""``pipeline encode`` and ``pipeline shards``: stage 1 and its shard directory."""
+"""``pipeline encode``: stage 1, the teacher's vectors of a corpus written as shards."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from data.errors import PipelineError
-from pipeline.options import device_option
+from data.shards import DTYPES
+from pipeline.options import config_defaults, device_option
 from pipeline.runtime import array_task, resolve_device
+from stage1_encode.encode import EncodeConfig
+from stage1_encode.teacher import MAX_LENGTH, POOLINGS
+
+ENCODE = config_defaults(EncodeConfig)
 
 
 @click.command()
@@ -27,17 +31,26 @@ from pipeline.runtime import array_task, resolve_device
 @click.option("--teacher", default=None, help="HF name or folder [default: embedded MiniLM-L6]")
 @click.option(
     "--pooling",
-    type=click.Choice(["mean", "cls", "pooler"]),
+    type=click.Choice(POOLINGS),
     default=None,
     help="Sentence pooling [default: as the teacher declares, else mean]",
 )
 @click.option(
     "--normalize/--no-normalize", default=None, help="L2-normalise [default: as declared]"
 )
-@click.option("--max-length", default=128, type=click.IntRange(8, 8192), help="Tokens per text.")
-@click.option("--max-tokens", default=8192, type=click.IntRange(64), help="Padded tokens/batch.")
-@click.option("--shard-size", default=10_000, type=click.IntRange(1), help="Corpus lines/shard.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16")
+@click.option(
+    "--max-length", default=MAX_LENGTH, type=click.IntRange(8, 8192), help="Tokens per text."
+)
+@click.option(
+    "--max-tokens",
+    default=ENCODE["max_tokens"],
+    type=click.IntRange(64),
+    help="Padded tokens/batch.",
+)
+@click.option(
+    "--shard-size", default=ENCODE["shard_size"], type=click.IntRange(1), help="Corpus lines/shard."
+)
+@click.option("--dtype", type=click.Choice(DTYPES), default=ENCODE["dtype"])
 @device_option
 @click.option("--num-shards", type=click.IntRange(1), default=None, help="Array task count K.")
 @click.option("--shard-index", type=click.IntRange(0), default=None, help="This task, 0..K-1.")
@@ -75,7 +88,7 @@ def encode(
     """
     from data.corpus import resolve_corpus
     from data.dataset_corpus import DatasetCorpus
-    from stage1_encode.encode import EncodeConfig, run_encode
+    from stage1_encode.encode import run_encode
     from stage1_encode.teacher import Teacher
 
     if bool(corpus) == bool(dataset):
@@ -111,66 +124,3 @@ def encode(
         f"encoded {summary.rows} rows in {summary.seconds:.1f}s ({summary.rate:.1f} sentences/s); "
         f"{len(summary.written)} shard(s) written, {len(summary.skipped)} already complete -> {out}"
     )
-
-
-@click.group("shards")
-def shards_group() -> None:
-    """Inspect and check a shard directory."""
-
-
-@shards_group.command("verify")
-@click.argument("directory", type=click.Path(path_type=Path))
-def verify_cmd(directory: Path) -> None:
-    """Check every shard's checksum and row count; exit 1 if any is missing or corrupt."""
-    from data.shards import verify
-
-    report = verify(directory)
-    for name in report.missing:
-        click.echo(f"missing: {name}")
-    for problem in report.bad:
-        click.echo(f"corrupt: {problem}")
-    click.echo(f"{report.checked} shard(s) checked, {report.rows} rows verified")
-    if not report.ok:
-        first = f"; {report.bad[0]}" if report.bad else ""
-        raise PipelineError(
-            f"{directory}: incomplete ({len(report.missing)} missing, {len(report.bad)} corrupt)"
-            + first
-        )
-
-
-@shards_group.command("info")
-@click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def info_cmd(directory: Path, as_json: bool) -> None:
-    """Print a shard directory's provenance and counts."""
-    from data.shards import expected_shards, read_manifest
-
-    manifest = read_manifest(directory)
-    if as_json:
-        click.echo(json.dumps(manifest, indent=2, sort_keys=True))
-        return
-    records = manifest["shards"].values()
-    teacher, corpus = manifest["teacher"], manifest["corpus"]
-    totals = {
-        k: sum(r.get(k, 0) for r in records)
-        for k in ("rows", "blank", "duplicates", "truncated", "invalid_utf8")
-    }
-    lines = [
-        f"teacher      {teacher['name_or_path']}",
-        f"             sha256 {teacher['weights_sha256'][:16]}…  dim {teacher['hidden_size']}  "
-        f"pooling {teacher['pooling']}  normalize {teacher['normalize']}  "
-        f"max_length {teacher['max_length']}",
-        f"corpus       {_corpus_source(corpus)}, {corpus['lines']} lines, "
-        f"sha256 {corpus['sha256'][:16]}…",
-        f"shards       {len(manifest['shards'])} of {len(expected_shards(manifest))} complete, "
-        f"{manifest['shard_size']} lines each, {manifest['dtype']}",
-        "rows         " + ", ".join(f"{v} {k}" for k, v in totals.items()),
-    ]
-    click.echo("\n".join(lines))
-
-
-def _corpus_source(corpus: dict) -> str:
-    dataset = corpus.get("dataset")
-    if dataset:
-        return f"dataset {dataset['name']} split {dataset['split']} column {dataset['column']}"
-    return f"{len(corpus['paths'])} file(s)"

@@ -1,4 +1,4 @@
-"""``pipeline eval``: stage-3 evaluations (zero-shot STS and the kNN probe here; GLUE beside)."""
+"""``pipeline eval``: stage-3 evaluations — zero-shot STS, the kNN probe and GLUE fine-tuning."""
 
 from __future__ import annotations
 
@@ -6,10 +6,31 @@ from pathlib import Path
 
 import click
 
-from pipeline.options import FiniteRange, device_option, encode_batch_option, results_out_option
+from data.errors import PipelineError
+from pipeline.options import (
+    FiniteRange,
+    config_defaults,
+    device_option,
+    encode_batch_option,
+    results_out_option,
+)
 from pipeline.runtime import resolve_device
+from stage3_eval.glue import AugmentConfig, EncoderFactory, FineTuneConfig, GlueRunConfig
+from stage3_eval.glue.encoders import BILSTM_LR, TRANSFORMER_LR
+from stage3_eval.glue.run import describe_default_epochs
+from stage3_eval.knn import DEFAULT_INDEX_KIND, INDEX_KINDS
+from stage3_eval.probe import DEFAULT_KS
 
 MODEL_HELP = "Student dir, 'teacher' (embedded) or an HF encoder path; repeat to compare."
+FINE_TUNE = config_defaults(FineTuneConfig)
+GLUE_RUN = config_defaults(GlueRunConfig)
+AUGMENT = config_defaults(AugmentConfig)
+ENCODER = config_defaults(EncoderFactory)
+
+
+def _rate(value: float) -> str:
+    """A learning rate as people write it: ``2e-5``, not ``2e-05``."""
+    return f"{value:.0e}".replace("e-0", "e-")
 
 
 @click.group("eval")
@@ -78,15 +99,15 @@ def sts_cmd(models, files, out, batch_size, device) -> None:
     "-k",
     "ks",
     multiple=True,
-    default=(1, 10),
+    default=DEFAULT_KS,
     type=click.IntRange(1),
     help="Neighbour counts to report recall at; repeatable.",
 )
 @click.option(
     "--index",
     "index_kind",
-    type=click.Choice(["exact", "ivf", "hnsw"]),
-    default="exact",
+    type=click.Choice(INDEX_KINDS),
+    default=DEFAULT_INDEX_KIND,
     help="faiss search; ivf/hnsw are approximate, for large sets.",
 )
 @results_out_option
@@ -116,3 +137,232 @@ def probe_cmd(
     path = write_results(out, entries)
     click.echo("\n".join(rows))
     click.echo(f"results -> {path}")
+
+
+@eval_group.command("glue")
+@click.option(
+    "--model",
+    required=True,
+    help="Student dir, 'scratch' (student architecture, no distillation), 'teacher' "
+    "(embedded) or an HF encoder name/folder.",
+)
+@click.option(
+    "--tasks",
+    default="all",
+    help="'all' or a comma list: cola,sst2,mrpc,stsb,qqp,mnli,qnli,rte,wnli.",
+)
+@click.option(
+    "--data-dir",
+    envvar="GLUE_DIR",
+    required=True,
+    help="GLUE folder (CoLA/train.tsv, …; .tsv.gz too) or 'hf' for the hub [env: GLUE_DIR]",
+)
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Results folder: results.json, results.md, glue.md, submission/.",
+)
+@click.option("--seeds", default=1, type=click.IntRange(1), help="Seeds 0..N-1; mean ± std.")
+@click.option(
+    "--epochs",
+    default=None,
+    type=click.IntRange(1),
+    help=f"Epochs [default: per task, {describe_default_epochs()}]",
+)
+@click.option("--batch-size", default=FINE_TUNE["batch_size"], type=click.IntRange(1))
+@click.option(
+    "--lr",
+    default=None,
+    type=FiniteRange(0, min_open=True),
+    help=f"Encoder learning rate [default: {_rate(TRANSFORMER_LR)} for a transformer, "
+    f"{_rate(BILSTM_LR)} for a BiLSTM]",
+)
+@click.option("--head-lr", default=FINE_TUNE["head_lr"], type=FiniteRange(0, min_open=True))
+@click.option(
+    "--hidden", default=GLUE_RUN["hidden"], type=click.IntRange(1), help="Head MLP hidden units."
+)
+@click.option("--dropout", default=GLUE_RUN["dropout"], type=FiniteRange(0, 1, max_open=True))
+@click.option("--freeze-encoder", is_flag=True, help="Train the head only.")
+@click.option(
+    "--max-train-examples",
+    default=None,
+    type=click.IntRange(1),
+    help="Cap each train set (same rows for every model) for quick runs.",
+)
+@click.option(
+    "--max-eval-examples",
+    default=None,
+    type=click.IntRange(1),
+    help="Cap each dev set; for smoke tests only (scores are then not GLUE's).",
+)
+@click.option(
+    "--teacher",
+    default=None,
+    help="Teacher for --model teacher, and the word pieces of 'scratch' (a teacher or "
+    "a stage-1 shard dir) [default: embedded MiniLM-L6]",
+)
+@click.option(
+    "--student-config",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Student dir whose architecture 'scratch' copies [default: stage 2 defaults]",
+)
+@click.option(
+    "--max-length",
+    default=ENCODER["max_length"],
+    type=click.IntRange(8, 8192),
+    help="Tokens per sentence.",
+)
+@click.option(
+    "--kd-teacher",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Task-specific KD from this --save-finetuned folder of fine-tuned teachers.",
+)
+@click.option(
+    "--kd-alpha",
+    default=FINE_TUNE["kd_alpha"],
+    type=FiniteRange(0, 1),
+    help="Weight of the label loss; 1 - alpha goes to the MSE on the teacher's logits.",
+)
+@click.option(
+    "--augment",
+    "augment_copies",
+    default=None,
+    type=click.IntRange(0),
+    help="Tang et al. augmented copies per train example for KD "
+    f"[default: {AUGMENT['copies']} with --kd-teacher]",
+)
+@click.option(
+    "--p-mask", default=AUGMENT["p_mask"], type=FiniteRange(0, 1), help="Augmentation masking."
+)
+@click.option(
+    "--p-ngram",
+    default=AUGMENT["p_ngram"],
+    type=FiniteRange(0, 1),
+    help="Augmentation n-gram sampling probability.",
+)
+@click.option(
+    "--save-finetuned",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Save each task's fine-tuned model (first seed) to DIR/<task>/ (for KD).",
+)
+@click.option(
+    "--predict-test/--no-predict-test",
+    default=GLUE_RUN["predict_test"],
+    help="Write GLUE submission files for the test sets that exist.",
+)
+@click.option("--name", default=None, help="Model label in the results [default: from --model]")
+@click.option("--overwrite", is_flag=True, help="Redo (task, seed) pairs already in OUT.")
+@device_option
+def glue(
+    model,
+    tasks,
+    data_dir,
+    out,
+    seeds,
+    epochs,
+    batch_size,
+    lr,
+    head_lr,
+    hidden,
+    dropout,
+    freeze_encoder,
+    max_train_examples,
+    max_eval_examples,
+    teacher,
+    student_config,
+    max_length,
+    kd_teacher,
+    kd_alpha,
+    augment_copies,
+    p_mask,
+    p_ngram,
+    save_finetuned,
+    predict_test,
+    name,
+    overwrite,
+    device,
+) -> None:
+    """Fine-tune MODEL on each GLUE task and report dev metrics exactly as GLUE computes them.
+
+    Writes OUT/results.json (one entry per task, metric and seed, resumable: finished pairs
+    are skipped), OUT/glue.md (every model in OUT side by side, x100) and GLUE submission
+    files. Tasks whose files are missing are skipped with a note unless named in --tasks.
+    """
+    from data.glue import resolve_tasks
+    from stage3_eval.glue import SUMMARY_MD, GlueRunner, plan_tasks, summary_table
+    from stage3_eval.results import load_results
+
+    if augment_copies and kd_teacher is None:
+        raise PipelineError("--augment makes unlabelled examples: it needs --kd-teacher")
+    if kd_teacher is not None and not Path(kd_teacher).is_dir():
+        raise PipelineError(f"--kd-teacher {kd_teacher}: no such folder")
+    selected = resolve_tasks(tasks)
+    factory = EncoderFactory(
+        model,
+        teacher=teacher,
+        student_config=student_config,
+        max_length=max_length,
+        workdir=out / ".cache",
+    )
+    runnable = plan_tasks(
+        selected, data_dir, explicit=tasks.strip().lower() != "all", echo=click.echo
+    )
+    check_save_folder(save_finetuned, [data.task.name for data in runnable])
+    label = name or factory.label + ("+kd" if kd_teacher is not None else "")
+    config = GlueRunConfig(
+        data_dir=data_dir,
+        out=out,
+        seeds=list(range(seeds)),
+        train=FineTuneConfig(
+            batch_size=batch_size, lr=lr or factory.default_lr, head_lr=head_lr, kd_alpha=kd_alpha
+        ),
+        epochs=epochs,
+        max_train_examples=max_train_examples,
+        max_eval_examples=max_eval_examples,
+        freeze_encoder=freeze_encoder,
+        hidden=hidden,
+        dropout=dropout,
+        kd_teacher=kd_teacher,
+        augment=AugmentConfig(
+            copies=AUGMENT["copies"] if augment_copies is None else augment_copies,
+            p_mask=p_mask,
+            p_ngram=p_ngram,
+        ),
+        save_finetuned=save_finetuned,
+        predict_test=predict_test,
+        label=label,
+        overwrite=overwrite,
+        device=resolve_device(device),
+    )
+    GlueRunner(factory, config, echo=click.echo).run(runnable)
+    table = summary_table(load_results(out))
+    (out / SUMMARY_MD).write_text(table, encoding="utf-8")
+    click.echo("\n" + table + f"\nresults -> {out / 'results.json'}, table -> {out / SUMMARY_MD}")
+
+
+def check_save_folder(folder: Path | None, task_names: list[str]) -> None:
+    """Refuse a --save-finetuned that cannot hold the models before any training starts.
+
+    Each task's model goes to FOLDER/<task>/, which must be absent, empty or an earlier save
+    (it holds ``glue.json``): a model saved there replaces only what ``eval glue`` wrote.
+    """
+    from data.files import require_writable_folder
+    from stage3_eval.glue import META_FILE
+
+    if folder is None:
+        return
+    require_writable_folder(folder)
+    for name in task_names:
+        target = folder / name
+        if target.exists() and not target.is_dir():
+            raise PipelineError(f"--save-finetuned {target}: is a file, not a folder")
+        if target.is_dir() and any(target.iterdir()) and not (target / META_FILE).is_file():
+            raise PipelineError(
+                f"--save-finetuned {target}: not empty and not a model saved by eval glue "
+                f"(no {META_FILE}); choose another folder"
+            )

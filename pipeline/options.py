@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import click
 
 from pipeline.runtime import DEVICES
+from stage3_eval.encoders import Encoder
 
 
 class FiniteRange(click.FloatRange):
@@ -22,6 +24,18 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+def config_defaults(config: type) -> dict[str, Any]:
+    """``{field: default}`` of a config dataclass (fields without one left out): the CLI's
+    defaults are read from the dataclass the command fills, never typed a second time."""
+    values = {}
+    for item in dataclasses.fields(config):
+        if item.default is not dataclasses.MISSING:
+            values[item.name] = item.default
+        elif item.default_factory is not dataclasses.MISSING:
+            values[item.name] = item.default_factory()
+    return values
+
+
 device_option = click.option(
     "--device",
     type=click.Choice(DEVICES),
@@ -30,7 +44,10 @@ device_option = click.option(
 )
 
 encode_batch_option = click.option(
-    "--batch-size", default=256, type=click.IntRange(1), help="Texts per encoding batch."
+    "--batch-size",
+    default=config_defaults(Encoder)["batch_size"],
+    type=click.IntRange(1),
+    help="Texts per encoding batch.",
 )
 
 results_out_option = click.option(

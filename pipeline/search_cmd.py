@@ -11,6 +11,7 @@ import click
 from data.errors import PipelineError
 from pipeline.options import device_option, encode_batch_option
 from pipeline.runtime import resolve_device
+from stage3_eval.knn import DEFAULT_INDEX_KIND, INDEX_KINDS
 
 
 @click.command("index")
@@ -26,8 +27,8 @@ from pipeline.runtime import resolve_device
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Index dir.")
 @click.option(
     "--kind",
-    type=click.Choice(["exact", "ivf", "hnsw"]),
-    default="exact",
+    type=click.Choice(INDEX_KINDS),
+    default=DEFAULT_INDEX_KIND,
     help="faiss index; ivf/hnsw answer faster on millions of texts, approximately.",
 )
 @encode_batch_option

@@ -1,4 +1,4 @@
-"""``pipeline train`` (stage 2) and ``pipeline embed`` (vectors from a trained student)."""
+"""``pipeline train``: stage 2, the student fitted to the teacher vectors cached in shards."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ from pathlib import Path
 
 import click
 
-from data.errors import PipelineError
-from data.files import atomic_path
-from pipeline.options import FiniteRange, device_option
+from pipeline.options import FiniteRange, config_defaults, device_option
 from pipeline.runtime import resolve_device
+from stage2_train.config import CONNECTIONS, HEADS, POOLINGS, StudentConfig
+from stage2_train.train import TrainConfig
+
+TRAIN = config_defaults(TrainConfig)
+STUDENT = config_defaults(StudentConfig)
 
 
 @click.command()
@@ -26,69 +29,86 @@ from pipeline.runtime import resolve_device
     type=click.Path(path_type=Path),
     help="Student dir (Contract 2); re-running resumes from its last checkpoint.",
 )
-@click.option("--hidden-size", default=256, type=click.IntRange(8), help="LSTM units/direction.")
-@click.option("--layers", default=1, type=click.IntRange(1, 8), help="BiLSTM layers.")
+@click.option(
+    "--hidden-size",
+    default=STUDENT["hidden_size"],
+    type=click.IntRange(8),
+    help="LSTM units/direction.",
+)
+@click.option(
+    "--layers", default=STUDENT["num_layers"], type=click.IntRange(1, 8), help="BiLSTM layers."
+)
 @click.option(
     "--connection",
-    type=click.Choice(["residual", "dense"]),
-    default="residual",
+    type=click.Choice(CONNECTIONS),
+    default=STUDENT["connection"],
     help="Between layers, when --layers > 1.",
 )
-@click.option(
-    "--pooling", type=click.Choice(["max", "mean", "max_mean", "attention"]), default="max_mean"
-)
+@click.option("--pooling", type=click.Choice(POOLINGS), default=STUDENT["pooling"])
 @click.option(
     "--head",
-    type=click.Choice(["linear", "mlp"]),
-    default="linear",
+    type=click.Choice(HEADS),
+    default=STUDENT["head"],
     help="Projection to the teacher's dimension.",
 )
 @click.option(
     "--embed-proj",
-    default=128,
+    default=STUDENT["embed_proj"],
     type=click.IntRange(0),
     help="Low-rank projection of the word-piece embeddings (0: none).",
 )
-@click.option("--dropout", default=0.0, type=FiniteRange(0, 0.9))
-@click.option("--batch-size", default=128, type=click.IntRange(1), help="Sentences per step.")
-@click.option("--max-tokens", default=16384, type=click.IntRange(64), help="Padded tokens/step.")
-@click.option("--lr", default=2e-3, type=FiniteRange(0, min_open=True), help="Peak LR.")
-@click.option("--weight-decay", default=0.01, type=FiniteRange(0))
-@click.option("--warmup", default=0.05, type=FiniteRange(0, 1), help="Warmup fraction.")
-@click.option("--clip", default=1.0, type=FiniteRange(0), help="Grad-norm clip (0: off).")
-@click.option("--mse-weight", default=1.0, type=FiniteRange(0))
-@click.option("--cos-weight", default=1.0, type=FiniteRange(0))
-@click.option("--epochs", default=3, type=click.IntRange(1))
-@click.option("--max-steps", default=None, type=click.IntRange(1), help="Overrides --epochs.")
+@click.option("--dropout", default=STUDENT["dropout"], type=FiniteRange(0, 0.9))
+@click.option(
+    "--batch-size", default=TRAIN["batch_size"], type=click.IntRange(1), help="Sentences per step."
+)
+@click.option(
+    "--max-tokens", default=TRAIN["max_tokens"], type=click.IntRange(64), help="Padded tokens/step."
+)
+@click.option("--lr", default=TRAIN["lr"], type=FiniteRange(0, min_open=True), help="Peak LR.")
+@click.option("--weight-decay", default=TRAIN["weight_decay"], type=FiniteRange(0))
+@click.option("--warmup", default=TRAIN["warmup"], type=FiniteRange(0, 1), help="Warmup fraction.")
+@click.option("--clip", default=TRAIN["clip"], type=FiniteRange(0), help="Grad-norm clip (0: off).")
+@click.option("--mse-weight", default=TRAIN["mse_weight"], type=FiniteRange(0))
+@click.option("--cos-weight", default=TRAIN["cos_weight"], type=FiniteRange(0))
+@click.option("--epochs", default=TRAIN["epochs"], type=click.IntRange(1))
+@click.option(
+    "--max-steps", default=TRAIN["max_steps"], type=click.IntRange(1), help="Overrides --epochs."
+)
 @click.option(
     "--time-budget",
-    default=None,
+    default=TRAIN["time_budget"],
     type=FiniteRange(0, min_open=True),
     help="Minutes of training; the LR decays to zero as it runs out.",
 )
 @click.option(
     "--val-fraction",
-    default=0.01,
+    default=TRAIN["val_fraction"],
     type=FiniteRange(0, 0.5),
     help="Held-out share of the corpus lines.",
 )
-@click.option("--val-rows", default=2000, type=click.IntRange(0), help="Max validation rows.")
-@click.option("--val-every", default=500, type=click.IntRange(1), help="Steps between evals.")
+@click.option(
+    "--val-rows", default=TRAIN["val_rows"], type=click.IntRange(0), help="Max validation rows."
+)
+@click.option(
+    "--val-every", default=TRAIN["val_every"], type=click.IntRange(1), help="Steps between evals."
+)
 @click.option(
     "--sts-dev",
-    default=None,
+    default=TRAIN["sts_dev"],
     type=click.Path(path_type=Path),
     help="GLUE STS-B dev.tsv: log zero-shot Spearman at each evaluation.",
 )
-@click.option("--checkpoint-every", default=500, type=click.IntRange(1))
-@click.option("--keep-checkpoints", default=2, type=click.IntRange(1))
-@click.option("--seed", default=0, type=click.IntRange(0))
+@click.option("--checkpoint-every", default=TRAIN["checkpoint_every"], type=click.IntRange(1))
+@click.option("--keep-checkpoints", default=TRAIN["keep_checkpoints"], type=click.IntRange(1))
+@click.option("--seed", default=TRAIN["seed"], type=click.IntRange(0))
 @device_option
-@click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
+@click.option(
+    "--threads", default=TRAIN["threads"], type=click.IntRange(1), help="torch CPU threads."
+)
 @click.option("--overwrite", is_flag=True, help="Replace a run of another configuration in --out.")
 @click.option(
     "--progress/--no-progress",
-    default=True,
+    default=TRAIN["progress"],
     help="Show progress: a bar in a terminal, a plain line every 30 s otherwise.",
 )
 def train(
@@ -129,8 +149,6 @@ def train(
     The teacher is never loaded. Re-running the same command resumes from the newest
     checkpoint in --out. Runs under `torchrun --nproc_per_node=N` unchanged (DDP).
     """
-    from stage2_train import StudentConfig
-    from stage2_train.train import TrainConfig
     from stage2_train.train import train as run_train
 
     student = StudentConfig(
@@ -178,86 +196,3 @@ def train(
             f"trained {result.steps} steps; validation cosine {val.get('cosine', float('nan')):.4f}"
             f"{extra} -> {result.out}"
         )
-
-
-@click.command()
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option(
-    "--model",
-    "-m",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Student dir written by `pipeline train` or its Hub id, or an ONNX export "
-    "(`pipeline export onnx`), then run by ONNX Runtime.",
-)
-@click.option(
-    "--out",
-    "-o",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="Output .npy [default: FILE with suffix .npy]",
-)
-@click.option("--batch-size", default=256, type=click.IntRange(1))
-@click.option(
-    "--int8/--fp32",
-    default=False,
-    help="int8 dynamic quantization (4× smaller LSTM and linear weights, cosine ~0.999 to "
-    "float32), or exact float32 [default], which is as fast on CPUs with oneDNN's fused LSTM. "
-    "With an ONNX export: its model_int8.onnx (export --int8).",
-)
-@click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
-def embed(file, model, out, batch_size, int8, threads) -> None:
-    """Write the student's vectors for FILE (one text per line, .txt or .txt.gz) as .npy.
-
-    Row i of the output is the vector of the i-th non-blank line.
-    """
-    import numpy as np
-    import torch
-
-    from data.corpus import iter_lines, resolve_corpus
-    from stage2_train import Student
-    from stage2_train.onnx_encoder import OnnxEncoder, is_onnx_export
-
-    files = resolve_corpus([file])
-    out = out or file.with_name(file.name.removesuffix(".gz").rsplit(".", 1)[0] + ".npy")
-    check_npy_output(out, files)
-    if threads:
-        torch.set_num_threads(threads)
-    if is_onnx_export(model):
-        student = OnnxEncoder.from_export(model, int8=int8, threads=threads)
-    else:
-        student = Student.from_pretrained(model)
-        student = student.quantized() if int8 else student
-    texts = [text for _, text in iter_lines(files)]
-    if not texts:
-        raise PipelineError(f"{file}: no non-blank line to embed")
-    vectors = student.encode(texts, batch_size=batch_size)
-    with atomic_path(out) as tmp, tmp.open("wb") as handle:
-        np.save(handle, vectors)
-    click.echo(f"embedded {len(texts)} texts -> {out} ({vectors.shape[0]}×{vectors.shape[1]})")
-
-
-def check_npy_output(out: Path, inputs: list[Path]) -> None:
-    """Refuse an output that is one of the inputs or a file this tool would not have written.
-
-    An existing ``out`` is replaced only when it is itself a NumPy array file (its ``.npy``
-    header parses): vectors from an earlier run. Anything else, such as a text file that happens
-    to end in ``.npy``, is left alone.
-    """
-    import numpy as np
-
-    if out.suffix != ".npy":
-        raise PipelineError(f"{out}: the output must end in .npy")
-    for source in inputs:
-        if out.exists() and out.samefile(source):
-            raise PipelineError(f"{out}: is the input {source}; choose another --out")
-    if out.is_dir():
-        raise PipelineError(f"{out}: is a folder; --out must name a .npy file")
-    if not out.exists():
-        return
-    try:
-        np.load(out, mmap_mode="r")  # parses the header only; refuses pickled object arrays
-    except (OSError, ValueError, EOFError):
-        raise PipelineError(
-            f"{out}: exists and is not a .npy array file; not overwritten (choose another --out)"
-        ) from None

@@ -25,6 +25,7 @@ from data.errors import PipelineError
 from stage1_encode.onednn import pack_linears
 
 POOLINGS = ("mean", "cls", "pooler")
+MAX_LENGTH = 128  # tokens per text; longer ones are truncated (and counted)
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -94,7 +95,7 @@ class Teacher(torch.nn.Module):
         *,
         pooling: str | None = None,
         normalize: bool | None = None,
-        max_length: int = 128,
+        max_length: int = MAX_LENGTH,
         device: torch.device | str = "cpu",
         trust_remote_code: bool = False,
     ):

@@ -2,7 +2,8 @@
 
 Every stage-3 evaluator accepts ``--model`` as a student directory (Contract 2), ``teacher``
 (the embedded default teacher) or a Hugging Face encoder path pooled as in stage 1, so the
-student and its teacher come out of the same command and the same code path.
+student and its teacher come out of the same command and the same code path. GLUE also accepts
+``scratch``; :func:`model_kind` is the one place that tells these apart.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import numpy as np
 from data.errors import PipelineError
 from data.progress import progress_bar
 
+STUDENT = "student"
 TEACHER = "teacher"
+SCRATCH = "scratch"
 STUDENT_FILES = ("config.json", "model.safetensors")
 
 
@@ -26,6 +29,24 @@ def is_student_dir(path: str | Path) -> bool:
     """A Contract-2 directory: config + safetensors weights + its own ``tokenizer/`` folder."""
     path = Path(path)
     return all((path / name).is_file() for name in STUDENT_FILES) and (path / "tokenizer").is_dir()
+
+
+def model_kind(spec: str, *, scratch: bool = False) -> str:
+    """``student``, ``teacher`` (the embedded one, an HF name or folder) or, where ``scratch``
+    is accepted, ``scratch``: what a ``--model`` names, refused in one line before any loading
+    when it is a folder that holds no model or a path that does not exist."""
+    if scratch and spec == SCRATCH:
+        return SCRATCH
+    if spec == TEACHER:
+        return TEACHER
+    if is_student_dir(spec):
+        return STUDENT
+    path = Path(spec)
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise PipelineError(f"{spec}: neither a student dir nor a Hugging Face model folder")
+    if not path.is_dir() and (path.is_absolute() or spec.startswith(".")):
+        raise PipelineError(f"model {spec}: no such directory")
+    return TEACHER
 
 
 @dataclass
@@ -58,24 +79,23 @@ class Encoder:
         return {"kind": self.kind, "dim": self.dim, "parameters": self.parameters}
 
 
-def load_encoder(spec: str, *, device: str = "cpu", batch_size: int = 256) -> Encoder:
+def load_encoder(
+    spec: str, *, device: str = "cpu", batch_size: int = Encoder.batch_size
+) -> Encoder:
     """``spec`` is a student dir, ``teacher``, or an HF encoder name/folder (the teacher path)."""
-    if spec != TEACHER and is_student_dir(spec):
+    if model_kind(spec) == STUDENT:
         try:
             from stage2_train import Student
         except ImportError as exc:
             raise PipelineError(f"{spec}: cannot load a student ({exc})") from None
         model = Student.from_pretrained(spec)
         model.to(device).eval()
-        return Encoder(str(spec), "student", model, batch_size)
-    path = Path(spec)
-    if spec != TEACHER and path.is_dir() and not (path / "config.json").is_file():
-        raise PipelineError(f"{spec}: neither a student dir nor a Hugging Face model folder")
+        return Encoder(str(spec), STUDENT, model, batch_size)
     from stage1_encode.teacher import Teacher
 
     model = Teacher(None if spec == TEACHER else spec, device=device)
     model.pack_for_inference()  # the baseline runs as fast as stage 1 makes it
-    return Encoder(spec, "teacher", model, batch_size)
+    return Encoder(spec, TEACHER, model, batch_size)
 
 
 def encode_timed(

@@ -13,6 +13,7 @@ import numpy as np
 from data.errors import PipelineError
 
 INDEX_KINDS = ("exact", "ivf", "hnsw")
+DEFAULT_INDEX_KIND = "exact"  # the reference the approximate kinds are measured against
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -45,7 +46,7 @@ def new_index(kind: str, dim: int, train_rows: int = 0) -> faiss.Index:
     raise PipelineError(f"unknown index kind {kind!r}; choose from {INDEX_KINDS}")
 
 
-def build_index(vectors: np.ndarray, kind: str = "exact") -> faiss.Index:
+def build_index(vectors: np.ndarray, kind: str = DEFAULT_INDEX_KIND) -> faiss.Index:
     """An index over normalised ``vectors`` (trained first when the kind needs it)."""
     index = new_index(kind, vectors.shape[1], len(vectors))
     if not index.is_trained:

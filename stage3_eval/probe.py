@@ -21,7 +21,13 @@ from data.errors import PipelineError
 from data.progress import progress_bar
 from data.shards import ShardStore, is_validation, read_shard
 from stage3_eval.encoders import Encoder, encode_timed
-from stage3_eval.knn import build_index, neighbours_excluding_self, normalize, recall_at_k
+from stage3_eval.knn import (
+    DEFAULT_INDEX_KIND,
+    build_index,
+    neighbours_excluding_self,
+    normalize,
+    recall_at_k,
+)
 from stage3_eval.results import Result
 
 DEFAULT_KS = (1, 10)
@@ -96,7 +102,10 @@ def held_out_rows(store: ShardStore, fraction: float, max_rows: int | None = Non
 
 
 def knn_recall(
-    model_vectors: np.ndarray, teacher_vectors: np.ndarray, ks=DEFAULT_KS, index_kind: str = "exact"
+    model_vectors: np.ndarray,
+    teacher_vectors: np.ndarray,
+    ks=DEFAULT_KS,
+    index_kind: str = DEFAULT_INDEX_KIND,
 ) -> dict[int, float]:
     """recall@k of the teacher's neighbours (excluding self) found with the model's vectors."""
     model_vectors, teacher_vectors = normalize(model_vectors), normalize(teacher_vectors)
@@ -116,7 +125,7 @@ def mean_cosine(model_vectors: np.ndarray, teacher_vectors: np.ndarray) -> float
 
 
 def run_probe(
-    encoder: Encoder, held: HeldOut, ks=DEFAULT_KS, index_kind: str = "exact"
+    encoder: Encoder, held: HeldOut, ks=DEFAULT_KS, index_kind: str = DEFAULT_INDEX_KIND
 ) -> ProbeScore:
     vectors, seconds = encode_timed(encoder, held.texts, desc="probe encode")
     return ProbeScore(

@@ -30,7 +30,7 @@ from data.corpus import fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
 from data.progress import progress_bar
 from stage3_eval.encoders import TEACHER, Encoder
-from stage3_eval.knn import ivf_lists, new_index, normalize
+from stage3_eval.knn import DEFAULT_INDEX_KIND, ivf_lists, new_index, normalize
 from stage3_eval.results import Result, write_results
 
 INDEX_FILE = "index.faiss"
@@ -134,7 +134,7 @@ def build_index_dir(
     encoder: Encoder,
     corpus: list[str | Path],
     out: Path,
-    kind: str = "exact",
+    kind: str = DEFAULT_INDEX_KIND,
     chunk: int = 2048,
     overwrite: bool = False,
 ) -> BuildSummary:

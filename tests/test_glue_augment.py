@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from data.glue import TASKS, GlueSplit
-from stage3_eval.glue_augment import AugmentConfig, augment, concatenate, perturb
-from stage3_eval.glue_train import NO_LABEL
+from stage3_eval.glue.augment import AugmentConfig, augment, concatenate, perturb
+from stage3_eval.glue.train import NO_LABEL
 
 TEXT = "the quick brown fox jumps over the lazy dog today"
 

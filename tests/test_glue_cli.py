@@ -255,7 +255,7 @@ def tiny_student_dir(tmp_path, tiny_teacher_dir) -> Path:
 
 
 def test_student_and_scratch_baseline(tmp_path, tiny_teacher_dir, tiny_student_dir):
-    from stage3_eval.glue_model import load_finetuned
+    from stage3_eval.glue.model import load_finetuned
 
     root = write_glue_dir(tmp_path / "glue", rows=16)
     out = tmp_path / "out"
@@ -298,7 +298,7 @@ def test_scratch_word_pieces_from_a_shard_dir(tmp_path, tiny_teacher_dir):
     from safetensors.torch import save_file
 
     from data.shards import INPUT_EMBEDDINGS, TOKENIZER_DIR
-    from stage3_eval.glue_encoders import EncoderFactory
+    from stage3_eval.glue.encoders import EncoderFactory
 
     shards = tmp_path / "shards"
     shutil.copytree(tiny_teacher_dir, shards / TOKENIZER_DIR)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data.glue import TASKS
-from stage3_eval.glue_metrics import glue_score, predictions, task_metrics
+from stage3_eval.glue.metrics import glue_score, predictions, task_metrics
 
 GOLD = np.array([1, 1, 0, 0])
 # predicts class 1 once (right), class 0 three times: TP 1, FN 1, TN 2, FP 0

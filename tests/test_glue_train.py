@@ -12,11 +12,11 @@ from torch import nn
 
 from data.errors import PipelineError
 from data.glue import TASKS, load_task
-from stage3_eval.glue_metrics import task_metrics
-from stage3_eval.glue_model import GlueHead, GlueModel, load_finetuned, save_finetuned
-from stage3_eval.glue_train import (
+from stage3_eval.glue.metrics import task_metrics
+from stage3_eval.glue.model import GlueHead, GlueModel, load_finetuned, save_finetuned
+from stage3_eval.glue.train import (
     NO_LABEL,
-    TrainConfig,
+    FineTuneConfig,
     batch_loss,
     fine_tune,
     predict,
@@ -68,7 +68,7 @@ def _train_and_score(
     model = GlueModel(
         encoder, GlueHead(encoder.dim, task.num_outputs, task.is_pair, 32, 0.0), freeze
     )
-    config = TrainConfig(epochs=epochs, batch_size=8, lr=lr, head_lr=1e-2, warmup=0.0)
+    config = FineTuneConfig(epochs=epochs, batch_size=8, lr=lr, head_lr=1e-2, warmup=0.0)
     losses = fine_tune(
         model,
         tokenize(encoder, data.train.text_a, data.train.text_b),

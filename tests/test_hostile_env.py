@@ -420,7 +420,7 @@ def wordnet_dir(tmp_path) -> Path:
 def test_finetuned_teacher_save_on_a_full_disk_is_one_line(tmp_path, tiny_teacher_dir) -> None:
     """Hugging Face's safetensors writer raised ``SafetensorError`` (a plain Exception) here."""
     from stage1_encode.teacher import Teacher
-    from stage3_eval.glue_model import ENCODER_DIR, GlueHead, GlueModel, save_finetuned
+    from stage3_eval.glue.model import ENCODER_DIR, GlueHead, GlueModel, save_finetuned
 
     encoder = Teacher(str(tiny_teacher_dir))
     model = GlueModel(encoder, GlueHead(encoder.dim, 3, pair=True, hidden=8))

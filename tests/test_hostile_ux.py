@@ -115,6 +115,31 @@ def test_every_command_that_loads_a_student_refuses_it(tmp_path, student_dir, ti
         refused(args, "hidden_size=1000000000", untouched=[student, shards, out])
 
 
+@pytest.mark.parametrize(
+    ("name", "make", "message"),
+    [
+        ("missing", lambda path: path, "no such directory"),
+        ("empty", lambda path: path.mkdir() or path, "neither a student dir nor a Hugging Face"),
+    ],
+)
+def test_every_command_resolves_a_model_the_same_way(tmp_path, name, make, message):
+    """A --model that names no model is refused by one check, with one message, everywhere."""
+    model = make(tmp_path / name)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(tiny_corpus_lines(10)) + "\n", encoding="utf-8")
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("a cat\ta dog\t3.0\nthe sun\tthe moon\t1.0\nred car\tblue car\t2.5\n")
+    glue = write_glue_dir(tmp_path / "glue", rows=8)
+    out = tmp_path / "out"
+    commands = [
+        ["eval", "sts", "--model", model, "--data", pairs, "--out", out],
+        ["index", "--model", model, "--corpus", corpus, "--out", out],
+        ["eval", "glue", "--model", model, "--data-dir", glue, "--tasks", "sst2", "--out", out],
+    ]
+    for args in commands:
+        refused(args, f"{model}", message, untouched=[out])
+
+
 def test_the_python_api_refuses_the_same_values(tmp_path, student_dir):
     from stage2_train import Student, StudentConfig
 

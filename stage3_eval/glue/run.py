@@ -19,13 +19,19 @@ import torch
 from data.errors import PipelineError
 from data.glue import TASKS, GlueSplit, GlueTask, TaskData, load_task
 from stage2_train.optim import seed_everything
-from stage3_eval.glue_augment import AugmentConfig
-from stage3_eval.glue_encoders import EncoderFactory
-from stage3_eval.glue_metrics import glue_score, task_metrics
-from stage3_eval.glue_model import GlueHead, GlueModel, save_finetuned
-from stage3_eval.glue_report import BENCHMARK, stored_scores
-from stage3_eval.glue_submit import write_submission
-from stage3_eval.glue_train import TrainConfig, fine_tune, predict, tokenize
+from stage3_eval.glue.augment import AugmentConfig
+from stage3_eval.glue.encoders import EncoderFactory
+from stage3_eval.glue.metrics import glue_score, task_metrics
+from stage3_eval.glue.model import (
+    HEAD_DROPOUT,
+    HEAD_HIDDEN,
+    GlueHead,
+    GlueModel,
+    save_finetuned,
+)
+from stage3_eval.glue.report import BENCHMARK, stored_scores
+from stage3_eval.glue.submit import write_submission
+from stage3_eval.glue.train import FineTuneConfig, fine_tune, predict, tokenize
 from stage3_eval.results import Result, load_results, write_results
 
 # Fixed epochs per task: fewer passes over the four large sets keep a CPU run affordable.
@@ -42,18 +48,30 @@ DEFAULT_EPOCHS = {
 }
 
 
+def describe_default_epochs() -> str:
+    """``DEFAULT_EPOCHS`` in words for ``--help``: the usual count last, the exceptions first."""
+    counts = list(DEFAULT_EPOCHS.values())
+    usual = max(counts, key=counts.count)
+    exceptions = [
+        f"{epochs} on "
+        + "/".join(TASKS[n].folder for n, e in DEFAULT_EPOCHS.items() if e == epochs)
+        for epochs in sorted(set(counts) - {usual})
+    ]
+    return ", ".join([*exceptions, f"else {usual}"])
+
+
 @dataclass
 class GlueRunConfig:
     data_dir: str
     out: Path
     seeds: list[int] = field(default_factory=lambda: [0])
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: FineTuneConfig = field(default_factory=FineTuneConfig)
     epochs: int | None = None  # None: DEFAULT_EPOCHS of each task
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     freeze_encoder: bool = False
-    hidden: int = 512
-    dropout: float = 0.1
+    hidden: int = HEAD_HIDDEN
+    dropout: float = HEAD_DROPOUT
     kd_teacher: Path | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     save_finetuned: Path | None = None
@@ -122,7 +140,7 @@ class GlueRunner:
         produced += self._glue_scores()
         return produced
 
-    def _train_config(self, task: GlueTask) -> TrainConfig:
+    def _train_config(self, task: GlueTask) -> FineTuneConfig:
         return replace(self.config.train, epochs=self.config.epochs or DEFAULT_EPOCHS[task.name])
 
     def run_one(self, data: TaskData, seed: int) -> TaskRun:
@@ -179,7 +197,7 @@ class GlueRunner:
         return run
 
     def _distillation_set(self, train: GlueSplit, encoder) -> tuple[GlueSplit, np.ndarray]:
-        from stage3_eval.glue_kd import distillation_set
+        from stage3_eval.glue.kd import distillation_set
 
         name = train.task.name
         if name not in self._kd_sets:
@@ -200,7 +218,7 @@ class GlueRunner:
             )
             write_submission(folder, split, outputs)
 
-    def _describe(self, task: GlueTask, seed: int, run: TaskRun, train: TrainConfig) -> str:
+    def _describe(self, task: GlueTask, seed: int, run: TaskRun, train: FineTuneConfig) -> str:
         metrics = "  ".join(
             f"{split} {metric} {100 * value:.2f}"
             for split, values in run.scores.items()

@@ -18,16 +18,16 @@ import torch.nn.functional as F
 from data.batching import token_budget_batches
 from data.progress import progress_bar
 from stage2_train.optim import adamw
-from stage3_eval.glue_model import GlueModel
-
-NO_LABEL = -1
+from stage3_eval.glue.augment import NO_LABEL
+from stage3_eval.glue.encoders import BILSTM_LR
+from stage3_eval.glue.model import GlueModel
 
 
 @dataclass
-class TrainConfig:
+class FineTuneConfig:
     epochs: int = 3
     batch_size: int = 32
-    lr: float = 5e-4  # encoder learning rate
+    lr: float = BILSTM_LR  # encoder learning rate (the CLI picks it by encoder kind)
     head_lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of the steps with a linear warm-up
@@ -78,7 +78,7 @@ def training_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _optimizer(model: GlueModel, config: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: GlueModel, config: FineTuneConfig) -> torch.optim.Optimizer:
     groups = [{"params": list(model.head.parameters()), "lr": config.head_lr}]
     if not model.freeze_encoder:
         encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
@@ -128,7 +128,7 @@ def fine_tune(
     model: GlueModel,
     data: Tokenized,
     labels: np.ndarray,
-    config: TrainConfig,
+    config: FineTuneConfig,
     *,
     regression: bool,
     seed: int,

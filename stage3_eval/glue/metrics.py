@@ -4,29 +4,51 @@ Values are on the library's scale (accuracy in [0, 1], correlations in [-1, 1]);
 by 100 as GLUE papers print them. The GLUE score follows the leaderboard: a task with several
 metrics (MRPC, QQP: F1 and accuracy; STS-B: Pearson and Spearman) counts as their mean, MNLI
 as the mean of its matched and mismatched accuracy, and the score is the mean over tasks.
+scikit-learn and scipy are imported when a metric is first computed: the CLI, which reads the
+GLUE defaults from this package, then starts without them.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from data.glue import GlueTask
 
 
+def _accuracy(gold: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(gold, pred))
+
+
+def _f1(gold: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, pred, pos_label=1, zero_division=0.0))
+
+
+def _matthews(gold: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import matthews_corrcoef
+
+    return float(matthews_corrcoef(gold, pred))
+
+
 def _pearson(gold: np.ndarray, pred: np.ndarray) -> float:
+    from scipy.stats import pearsonr
+
     return float(pearsonr(gold, pred)[0]) if np.ptp(pred) > 0 else 0.0
 
 
 def _spearman(gold: np.ndarray, pred: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
     return float(spearmanr(gold, pred)[0]) if np.ptp(pred) > 0 else 0.0
 
 
 METRICS = {
-    "accuracy": lambda gold, pred: float(accuracy_score(gold, pred)),
-    "f1": lambda gold, pred: float(f1_score(gold, pred, pos_label=1, zero_division=0.0)),
-    "matthews": lambda gold, pred: float(matthews_corrcoef(gold, pred)),
+    "accuracy": _accuracy,
+    "f1": _f1,
+    "matthews": _matthews,
     "pearson": _pearson,
     "spearman": _spearman,
 }

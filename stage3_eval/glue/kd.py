@@ -15,9 +15,9 @@ import torch
 from data.errors import PipelineError
 from data.glue import GlueSplit
 from stage1_encode.onednn import pack_linears
-from stage3_eval.glue_augment import AugmentConfig, augment, concatenate
-from stage3_eval.glue_model import load_finetuned
-from stage3_eval.glue_train import predict, tokenize
+from stage3_eval.glue.augment import AugmentConfig, augment, concatenate
+from stage3_eval.glue.model import load_finetuned
+from stage3_eval.glue.train import predict, tokenize
 
 
 def distillation_set(

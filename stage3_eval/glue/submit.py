@@ -13,7 +13,7 @@ import numpy as np
 
 from data import files
 from data.glue import GlueSplit
-from stage3_eval.glue_metrics import predictions
+from stage3_eval.glue.metrics import predictions
 
 
 def submission_name(split: GlueSplit) -> str:

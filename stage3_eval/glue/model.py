@@ -24,6 +24,8 @@ from data.errors import PipelineError
 HEAD_FILE = "head.safetensors"
 META_FILE = "glue.json"
 ENCODER_DIR = "encoder"
+HEAD_HIDDEN = 512  # units of the head's hidden layer
+HEAD_DROPOUT = 0.1
 
 
 class GlueHead(nn.Module):
@@ -34,7 +36,12 @@ class GlueHead(nn.Module):
     """
 
     def __init__(
-        self, dim: int, num_outputs: int, pair: bool, hidden: int = 512, dropout: float = 0.1
+        self,
+        dim: int,
+        num_outputs: int,
+        pair: bool,
+        hidden: int = HEAD_HIDDEN,
+        dropout: float = HEAD_DROPOUT,
     ):
         super().__init__()
         self.pair = pair

@@ -19,9 +19,11 @@ from torch import nn
 
 from data.errors import PipelineError
 from data.shards import INPUT_EMBEDDINGS, TOKENIZER_DIR
-from stage3_eval.encoders import TEACHER, is_student_dir
+from stage3_eval.encoders import SCRATCH, STUDENT, TEACHER, is_student_dir, model_kind
 
-SCRATCH = "scratch"
+# Encoder learning rates: BERT's for a transformer, a larger one for the BiLSTM (and scratch).
+TRANSFORMER_LR = 2e-5
+BILSTM_LR = 5e-4
 
 
 @dataclass
@@ -39,22 +41,11 @@ class EncoderFactory:
     student_config: Path | None = None
     max_length: int = 128
     workdir: Path = field(default_factory=lambda: Path(".glue-cache"))
+    kind: str = field(init=False)  # student, scratch or teacher: what ``spec`` names
     _word_pieces: tuple[Path, torch.Tensor] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.spec in (TEACHER, SCRATCH) or is_student_dir(self.spec):
-            return
-        path = Path(self.spec)
-        if path.is_dir() and not (path / "config.json").is_file():
-            raise PipelineError(f"{self.spec}: neither a student dir nor a Hugging Face model")
-        if not path.is_dir() and (path.is_absolute() or self.spec.startswith(".")):
-            raise PipelineError(f"--model {self.spec}: no such directory")
-
-    @property
-    def kind(self) -> str:
-        if self.spec == SCRATCH:
-            return SCRATCH
-        return "student" if is_student_dir(self.spec) else TEACHER
+        self.kind = model_kind(self.spec, scratch=True)
 
     @property
     def label(self) -> str:
@@ -66,10 +57,10 @@ class EncoderFactory:
     @property
     def default_lr(self) -> float:
         """Encoder learning rate: BERT's for a transformer, a larger one for the BiLSTM."""
-        return 2e-5 if self.kind == TEACHER else 5e-4
+        return TRANSFORMER_LR if self.kind == TEACHER else BILSTM_LR
 
     def build(self) -> nn.Module:
-        if self.kind == "student":
+        if self.kind == STUDENT:
             from stage2_train import Student
 
             return Student.from_pretrained(self.spec)

@@ -1,0 +1,93 @@
+"""``pipeline embed``: vectors from a trained student for a text file, as ``.npy``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from data.errors import PipelineError
+from data.files import atomic_path
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    "-m",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Student dir written by `pipeline train` or its Hub id, or an ONNX export "
+    "(`pipeline export onnx`), then run by ONNX Runtime.",
+)
+@click.option(
+    "--out",
+    "-o",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Output .npy [default: FILE with suffix .npy]",
+)
+@click.option("--batch-size", default=256, type=click.IntRange(1))
+@click.option(
+    "--int8/--fp32",
+    default=False,
+    help="int8 dynamic quantization (4× smaller LSTM and linear weights, cosine ~0.999 to "
+    "float32), or exact float32 [default], which is as fast on CPUs with oneDNN's fused LSTM. "
+    "With an ONNX export: its model_int8.onnx (export --int8).",
+)
+@click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
+def embed(file, model, out, batch_size, int8, threads) -> None:
+    """Write the student's vectors for FILE (one text per line, .txt or .txt.gz) as .npy.
+
+    Row i of the output is the vector of the i-th non-blank line.
+    """
+    import numpy as np
+    import torch
+
+    from data.corpus import iter_lines, resolve_corpus
+    from stage2_train import Student
+    from stage2_train.onnx_encoder import OnnxEncoder, is_onnx_export
+
+    files = resolve_corpus([file])
+    out = out or file.with_name(file.name.removesuffix(".gz").rsplit(".", 1)[0] + ".npy")
+    check_npy_output(out, files)
+    if threads:
+        torch.set_num_threads(threads)
+    if is_onnx_export(model):
+        student = OnnxEncoder.from_export(model, int8=int8, threads=threads)
+    else:
+        student = Student.from_pretrained(model)
+        student = student.quantized() if int8 else student
+    texts = [text for _, text in iter_lines(files)]
+    if not texts:
+        raise PipelineError(f"{file}: no non-blank line to embed")
+    vectors = student.encode(texts, batch_size=batch_size)
+    with atomic_path(out) as tmp, tmp.open("wb") as handle:
+        np.save(handle, vectors)
+    click.echo(f"embedded {len(texts)} texts -> {out} ({vectors.shape[0]}×{vectors.shape[1]})")
+
+
+def check_npy_output(out: Path, inputs: list[Path]) -> None:
+    """Refuse an output that is one of the inputs or a file this tool would not have written.
+
+    An existing ``out`` is replaced only when it is itself a NumPy array file (its ``.npy``
+    header parses): vectors from an earlier run. Anything else, such as a text file that happens
+    to end in ``.npy``, is left alone.
+    """
+    import numpy as np
+
+    if out.suffix != ".npy":
+        raise PipelineError(f"{out}: the output must end in .npy")
+    for source in inputs:
+        if out.exists() and out.samefile(source):
+            raise PipelineError(f"{out}: is the input {source}; choose another --out")
+    if out.is_dir():
+        raise PipelineError(f"{out}: is a folder; --out must name a .npy file")
+    if not out.exists():
+        return
+    try:
+        np.load(out, mmap_mode="r")  # parses the header only; refuses pickled object arrays
+    except (OSError, ValueError, EOFError):
+        raise PipelineError(
+            f"{out}: exists and is not a .npy array file; not overwritten (choose another --out)"
+        ) from None
