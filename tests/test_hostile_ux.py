@@ -175,7 +175,7 @@ USAGE = [
     (["eval", "glue", "--bogus"], "No such option '--bogus'"),
     (["nosuch"], "No such command 'nosuch'"),
     (["shards", "nosuch"], "No such command 'nosuch'"),
-    (["encode"], "Missing argument 'CORPUS...'"),
+    (["encode"], "Missing option '--out'"),  # CORPUS is optional: --dataset may replace it
     (["embed", "--model", "m"], "Missing argument 'FILE'"),
     (["train"], "Missing option '--targets'"),
     (["search", "q"], "Missing option '--index'"),
