@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from bench.common import SHARED_DATA, write_result
 from pipeline.cli import main as pipeline_main
+from stage2_train.layout import CONFIG_FILE, METRICS
 
 TEACHER_STS_B_DEV = 0.867  # all-MiniLM-L6-v2, measured by bench/student_speed.py and stage 3
 
@@ -55,8 +56,8 @@ def main() -> None:
     if result.exit_code != 0:
         raise SystemExit(result.exit_code)
 
-    summary = json.loads((args.out / "config.json").read_text())["training"]
-    records = [json.loads(x) for x in (args.out / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((args.out / CONFIG_FILE).read_text())["training"]
+    records = [json.loads(x) for x in (args.out / METRICS).read_text().splitlines()]
     rates = [r["sentences_per_s"] for r in records if "sentences_per_s" in r]
     waits = [r["data_wait_share"] for r in records if "data_wait_share" in r]
     evals = [r for r in records if "val_cosine" in r]

@@ -28,11 +28,7 @@ from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
 from stage2_train.bilstm import bidirectional_lstm
 from stage2_train.config import StudentConfig
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_DIR = "tokenizer"
-CARD_FILE = "README.md"
+from stage2_train.layout import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE
 
 
 def load_tokenizer(directory: str | Path) -> Any:

@@ -13,7 +13,7 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,82 +28,13 @@ from data.files import os_errors, require_writable_folder
 from data.progress import progress_bar
 from data.shards import ShardStore
 from data.stream import BatchLoader, ValidationSet, plan_epoch, scan_shards, steps_per_epoch
-from stage2_train.checkpoint import (
-    CHECKPOINTS,
-    TrainState,
-    resume_latest,
-    save_checkpoint,
-)
-from stage2_train.config import StudentConfig
+from stage2_train.checkpoint import TrainState, resume_latest, save_checkpoint
+from stage2_train.config import StudentConfig, TrainConfig
 from stage2_train.distributed import DistContext, any_rank, barrier, init_distributed, shutdown
 from stage2_train.export import model_card, write_file_atomic
-from stage2_train.model import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, Student
+from stage2_train.layout import METRICS, RUN_FILES, TRAIN_CONFIG
+from stage2_train.model import Student
 from stage2_train.optim import adamw, lr_factor
-
-TRAIN_CONFIG = "train_config.json"
-METRICS = "metrics.jsonl"
-# Everything a training run writes into its --out; --overwrite removes these and nothing else.
-_RUN_FILES = (
-    TRAIN_CONFIG,
-    METRICS,
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    CARD_FILE,
-    TOKENIZER_DIR,
-    CHECKPOINTS,
-)
-# Options that may change between a run and its resumption without changing the weights.
-_VOLATILE = (
-    "out",
-    "targets",
-    "progress",
-    "threads",
-    "overwrite",
-    "device",
-    "val_every",
-    "sts_dev",
-    "checkpoint_every",
-    "keep_checkpoints",
-    "log_every",
-)
-
-
-@dataclass
-class TrainConfig:
-    targets: Path
-    out: Path
-    student: StudentConfig = field(default_factory=StudentConfig)
-    batch_size: int = 128
-    max_tokens: int = 16384
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup: float = 0.05  # fraction of training spent warming up
-    clip: float = 1.0
-    mse_weight: float = 1.0
-    cos_weight: float = 1.0
-    epochs: int = 3
-    max_steps: int | None = None
-    time_budget: float | None = None  # minutes; the LR decays to zero as the budget runs out
-    val_fraction: float = 0.01
-    val_rows: int = 2000
-    val_every: int = 500
-    sts_dev: Path | None = None
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 20
-    window_shards: int = 2
-    seed: int = 0
-    device: str = "cpu"
-    threads: int | None = None
-    overwrite: bool = False
-    progress: bool = True
-
-    def identity(self) -> dict[str, Any]:
-        """The options that define the run; a resumed run must agree on all of them."""
-        values = asdict(self)
-        for key in _VOLATILE:
-            values.pop(key)
-        return json.loads(json.dumps(values, default=str))
 
 
 @dataclass
@@ -185,7 +116,7 @@ def _recorded_run(out: Path) -> dict[str, Any] | None:
 
 def _remove_run(out: Path) -> None:
     """Delete the files a previous run wrote in ``out`` (and only those), saying which."""
-    found = [name for name in _RUN_FILES if (out / name).exists()]
+    found = [name for name in RUN_FILES if (out / name).exists()]
     print(f"--overwrite: removing {', '.join(found)} from {out}", file=sys.stderr)
     for name in found:
         with os_errors(out / name, "cannot remove"):

@@ -17,15 +17,9 @@ import numpy as np
 
 from data.errors import PipelineError
 from data.progress import progress_bar
+from stage2_train.layout import is_student_dir
 
 TEACHER = "teacher"
-STUDENT_FILES = ("config.json", "model.safetensors")
-
-
-def is_student_dir(path: str | Path) -> bool:
-    """A Contract-2 directory: config + safetensors weights + its own ``tokenizer/`` folder."""
-    path = Path(path)
-    return all((path / name).is_file() for name in STUDENT_FILES) and (path / "tokenizer").is_dir()
 
 
 @dataclass

@@ -20,6 +20,8 @@ import numpy as np
 from data.errors import PipelineError
 from data.progress import progress_bar
 from data.shards import ShardStore, is_validation, read_shard
+from stage2_train.config import TrainConfig
+from stage2_train.layout import TRAIN_CONFIG
 from stage3_eval.encoders import Encoder, encode_timed
 from stage3_eval.knn import build_index, neighbours_excluding_self, normalize, recall_at_k
 from stage3_eval.results import Result
@@ -33,8 +35,6 @@ def resolve_fraction(explicit: float | None, encoder: Encoder) -> float:
     Probing a student on exactly the rows it held out is what makes the probe honest, so a
     student trained with another ``--val-fraction`` is probed on its own held-out rows.
     """
-    from stage2_train.train import TRAIN_CONFIG, TrainConfig
-
     if explicit is not None:
         return explicit
     recorded = Path(encoder.label) / TRAIN_CONFIG

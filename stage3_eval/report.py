@@ -29,15 +29,16 @@ import numpy as np
 
 from data.errors import PipelineError
 from data.files import os_errors, remove, temporary_sibling
+from data.shards import MANIFEST
+from stage2_train.layout import CHECKPOINTS, CONFIG_FILE, METRICS, is_student_dir
+from stage3_eval.glue_report import BENCHMARK as GLUE_BENCHMARK
 from stage3_eval.results import RESULTS_JSON, Result, load_results
 
-METRICS_JSONL = "metrics.jsonl"
 CURVES = (
     ("loss", "training loss"),
     ("val_cosine", "validation cosine"),
     ("sts_spearman", "STS-B dev Spearman"),
 )
-GLUE_BENCHMARK = "glue"  # what ``pipeline eval glue`` puts in ``extra["benchmark"]``
 TITLE = "SRA-Distill report"
 PNG_MARK = "SRA-Distill pipeline report"  # the PNG "Software" text: a figure this command made
 
@@ -74,7 +75,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 def _files(run_dirs: Iterable[Path], name: str) -> list[Path]:
     found = set()
     for directory in run_dirs:
-        found.update(p for p in Path(directory).rglob(name) if "checkpoints" not in p.parts)
+        found.update(p for p in Path(directory).rglob(name) if CHECKPOINTS not in p.parts)
     return sorted(found)
 
 
@@ -94,16 +95,16 @@ def gather(run_dirs: list[Path]) -> RunData:
             _check_result(path, number, r)
             merged[(*r.key(), r.data)] = r
     data.results = sorted(merged.values(), key=lambda r: (r.task, r.model, r.metric, r.seed or 0))
-    for path in _files(run_dirs, METRICS_JSONL):
+    for path in _files(run_dirs, METRICS):
         records = [r for r in _read_jsonl(path) if isinstance(r, dict) and "step" in r]
         if records:
             data.curves[str(path.parent)] = records
-    for path in _files(run_dirs, "config.json"):
-        if (path.parent / "model.safetensors").is_file() and (path.parent / "tokenizer").is_dir():
+    for path in _files(run_dirs, CONFIG_FILE):
+        if is_student_dir(path.parent):
             config = _read_json(path)
             if isinstance(config, dict):
                 data.students[str(path.parent)] = config
-    for path in _files(run_dirs, "manifest.json"):
+    for path in _files(run_dirs, MANIFEST):
         manifest = _read_json(path)
         if isinstance(manifest, dict) and "teacher" in manifest and "shards" in manifest:
             if _usable_manifest(manifest):
