@@ -66,15 +66,25 @@ def remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, *, keep_existing: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write ``target`` at (a file or a folder); on success it is
-    renamed over ``target``, on any failure it is removed and an ``OSError`` becomes one line."""
+    renamed over ``target``, on any failure it is removed and an ``OSError`` becomes one line.
+
+    With ``keep_existing`` (folders only) a non-empty ``target`` folder that appeared meanwhile
+    is kept and the copy dropped: concurrent writers of the same content (array tasks) let the
+    first one win.
+    """
     target = Path(target)
     tmp = temporary_sibling(target)
     remove(tmp)
     try:
         with os_errors(target):
             yield tmp
+            if keep_existing:
+                with contextlib.suppress(OSError):  # refused onto a non-empty folder
+                    tmp.rename(target)
+                remove(tmp)
+                return
             if target.is_dir() and not target.is_symlink() and tmp.is_dir():
                 shutil.rmtree(target)
             os.replace(tmp, target)

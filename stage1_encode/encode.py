@@ -7,7 +7,6 @@ two shards are in memory whatever the corpus size.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import queue
 import tempfile
@@ -24,12 +23,10 @@ from data import shards
 from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
 from data.files import (
-    os_errors,
-    remove,
+    atomic_path,
     remove_stale_temporaries,
     require_free_space,
     save_pretrained,
-    temporary_sibling,
     write_bytes,
 )
 from data.progress import progress_bar
@@ -169,14 +166,8 @@ def _save_tokenizer_and_embeddings(out: Path, teacher: Teacher, weights_sha256: 
 
 def _save_tokenizer(teacher: Teacher, target: Path) -> None:
     """Write the tokenizer folder; an array task that loses the race to rename it drops its copy."""
-    tmp = temporary_sibling(target)
-    try:
-        with os_errors(target):
-            save_pretrained(tmp, teacher.tokenizer)
-        with contextlib.suppress(OSError):  # another array task got there first
-            tmp.rename(target)
-    finally:
-        remove(tmp)
+    with atomic_path(target, keep_existing=True) as tmp:
+        save_pretrained(tmp, teacher.tokenizer)
 
 
 def _record_unrecorded(out: Path, names: list[str]) -> None:

@@ -24,14 +24,14 @@ from safetensors import safe_open
 from tqdm import tqdm
 
 from data.errors import PipelineError
-from data.files import os_errors, require_writable_folder
+from data.files import os_errors, require_writable_folder, write_text
 from data.progress import progress_bar
 from data.shards import ShardStore
 from data.stream import BatchLoader, ValidationSet, plan_epoch, scan_shards, steps_per_epoch
 from stage2_train.checkpoint import TrainState, resume_latest, save_checkpoint
 from stage2_train.config import StudentConfig, TrainConfig
 from stage2_train.distributed import DistContext, any_rank, barrier, init_distributed, shutdown
-from stage2_train.export import model_card, write_file_atomic
+from stage2_train.export import model_card
 from stage2_train.layout import METRICS, RUN_FILES, TRAIN_CONFIG
 from stage2_train.model import Student
 from stage2_train.optim import adamw, lr_factor
@@ -95,7 +95,7 @@ def _prepare_out(cfg: TrainConfig, ctx: DistContext) -> None:
     require_writable_folder(out)
     text = json.dumps(cfg.identity(), indent=2, sort_keys=True) + "\n"
     with os_errors(out / TRAIN_CONFIG):
-        write_file_atomic(out / TRAIN_CONFIG, text)
+        write_text(out / TRAIN_CONFIG, text)
 
 
 def _recorded_run(out: Path) -> dict[str, Any] | None:
@@ -202,7 +202,7 @@ class MetricsLog:
                 for line in path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= resume_step
             ]
-            write_file_atomic(path, "".join(f"{line}\n" for line in kept))
+            write_text(path, "".join(f"{line}\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
         if self.enabled:
@@ -217,7 +217,7 @@ class MetricsLog:
         if lines and json.loads(lines[-1]).get("step") == record["step"]:
             record = {**json.loads(lines.pop()), **record}
         lines.append(json.dumps(record))
-        write_file_atomic(self.path, "".join(f"{line}\n" for line in lines))
+        write_text(self.path, "".join(f"{line}\n" for line in lines))
 
 
 def train(cfg: TrainConfig) -> TrainSummary:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from data.errors import PipelineError
-from data.files import os_errors, remove, temporary_sibling
+from data.files import atomic_path, os_errors
 from data.shards import MANIFEST
 from stage2_train.layout import CHECKPOINTS, CONFIG_FILE, METRICS, is_student_dir
 from stage3_eval.glue_report import BENCHMARK as GLUE_BENCHMARK
@@ -468,17 +468,18 @@ def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
         )
     summary = summary_lines(data)
     plots = figures(data)
-    written: dict[Path, Path] = {}  # final path -> temporary path, renamed once all are written
     sections = []
     try:
         _check_replaceable(out, list(plots))
         with os_errors(out.parent, "cannot write the report in"):
             out.parent.mkdir(parents=True, exist_ok=True)
+        # Every file is renamed into place only once all are written (the page last).
+        with ExitStack() as renames:
+            page = renames.enter_context(atomic_path(out))
             for name, (caption, fig) in plots.items():
-                written[out.parent / name] = temporary_sibling(out.parent / name)
                 fig.tight_layout()
                 fig.savefig(
-                    written[out.parent / name],
+                    renames.enter_context(atomic_path(out.parent / name)),
                     format="png",
                     dpi=110,
                     bbox_inches="tight",
@@ -486,12 +487,7 @@ def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
                 )
                 plt.close(fig)
                 sections.append(f"<h2>{html.escape(caption)}</h2><img src='{name}' alt='{name}'>")
-            written[out] = temporary_sibling(out)
-            written[out].write_text(_page(run_dirs, summary, sections, data), encoding="utf-8")
-            for final, tmp in written.items():
-                os.replace(tmp, final)
+            page.write_text(_page(run_dirs, summary, sections, data), encoding="utf-8")
     finally:
-        for tmp in written.values():
-            remove(tmp)
         plt.close("all")
     return out, summary
