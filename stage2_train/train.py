@@ -25,9 +25,10 @@ from tqdm import tqdm
 
 from data.errors import PipelineError
 from data.files import os_errors, require_writable_folder, write_text
-from data.progress import progress_bar
+from data.progress import encode_timed, progress_bar
 from data.shards import ShardStore
 from data.stream import BatchLoader, ValidationSet, plan_epoch, scan_shards, steps_per_epoch
+from data.sts import StsPairs, read_sts, zero_shot
 from stage2_train.checkpoint import TrainState, resume_latest, save_checkpoint
 from stage2_train.config import StudentConfig, TrainConfig
 from stage2_train.distributed import DistContext, any_rank, barrier, init_distributed, shutdown
@@ -176,15 +177,11 @@ def validate(student: Student, val: ValidationSet) -> dict[str, float]:
     return {"mse": float(((pred - target) ** 2).mean()), "cosine": float(cos.mean())}
 
 
-def sts_spearman(student: Student, pairs: Any) -> float:
-    """Zero-shot STS: Spearman correlation of cosine(student(s1), student(s2)) with gold scores."""
-    from scipy.stats import spearmanr
-
-    first, second = student.encode(pairs.sentence1), student.encode(pairs.sentence2)
-    cos = (first * second).sum(1) / (
-        np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1) + 1e-12
-    )
-    return float(spearmanr(cos, pairs.scores).statistic)
+def sts_spearman(student: Student, pairs: StsPairs) -> float:
+    """Zero-shot STS Spearman, computed as ``pipeline eval sts`` computes it for this student."""
+    return zero_shot(
+        pairs, lambda texts: encode_timed(student.encode, texts, desc="sts")[0]
+    ).spearman
 
 
 # ------------------------------------------------------------------------------------ loop
@@ -237,8 +234,6 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
     index, val = scan_shards(store, cfg.val_fraction, cfg.val_rows)
     sts_pairs = None
     if cfg.sts_dev is not None:
-        from data.sts import read_sts
-
         sts_pairs = read_sts(cfg.sts_dev)
     plan_args = {
         "seed": cfg.seed,

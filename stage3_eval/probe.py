@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import PipelineError
-from data.progress import progress_bar
+from data.progress import encode_timed, progress_bar
 from data.shards import ShardStore, is_validation, read_shard
 from stage2_train.config import TrainConfig
 from stage2_train.layout import TRAIN_CONFIG
-from stage3_eval.encoders import Encoder, encode_timed
+from stage3_eval.encoders import Encoder
 from stage3_eval.knn import build_index, neighbours_excluding_self, normalize, recall_at_k
 from stage3_eval.results import Result
 
@@ -118,7 +118,7 @@ def mean_cosine(model_vectors: np.ndarray, teacher_vectors: np.ndarray) -> float
 def run_probe(
     encoder: Encoder, held: HeldOut, ks=DEFAULT_KS, index_kind: str = "exact"
 ) -> ProbeScore:
-    vectors, seconds = encode_timed(encoder, held.texts, desc="probe encode")
+    vectors, seconds = encode_timed(encoder.encode, held.texts, desc="probe encode")
     return ProbeScore(
         rows=len(held.texts),
         recall=knn_recall(vectors, held.targets, ks, index_kind),
