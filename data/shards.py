@@ -18,8 +18,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,12 +196,7 @@ def prepare_output(directory: Path, overwrite: bool) -> None:
     stage 1 writes, and says which.
     """
     directory = Path(directory)
-    if not (directory / MANIFEST).is_file():
-        if directory.is_dir() and any(not p.name.startswith(".") for p in directory.iterdir()):
-            raise PipelineError(
-                f"{directory}: not empty and not a shard directory (no {MANIFEST}); "
-                "use another --out (--overwrite only replaces a shard directory)"
-            )
+    if not files.earlier_output(directory, MANIFEST, "a shard directory", dot_files_count=False):
         return
     read_manifest(directory)  # a foreign or broken manifest.json is refused, not deleted
     if not overwrite:
@@ -212,16 +205,7 @@ def prepare_output(directory: Path, overwrite: bool) -> None:
         *list_shard_files(directory),
         *(directory / n for n in (INPUT_EMBEDDINGS, TOKENIZER_DIR)),
     ]
-    ours = [path for path in ours if path.exists()] + [directory / MANIFEST]
-    print(
-        f"--overwrite: removing {len(ours)} file(s) of the previous encoding from {directory}",
-        file=sys.stderr,
-    )
-    for path in ours:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    files.remove_outputs(directory, [*ours, directory / MANIFEST])
 
 
 def describe_mismatch(existing: dict[str, Any], wanted: dict[str, Any]) -> str | None:

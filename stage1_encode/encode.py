@@ -139,8 +139,6 @@ def _lines_in(index: int, shard_size: int, lines: int) -> int:
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise PipelineError(f"{out}: exists and is not a directory")
     shards.prepare_output(out, overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)

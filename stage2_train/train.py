@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -24,7 +23,13 @@ from safetensors import safe_open
 from tqdm import tqdm
 
 from data.errors import PipelineError
-from data.files import os_errors, require_writable_folder, write_text
+from data.files import (
+    earlier_output,
+    os_errors,
+    remove_outputs,
+    require_writable_folder,
+    write_text,
+)
 from data.progress import encode_timed, progress_bar
 from data.shards import ShardStore
 from data.stream import BatchLoader, ValidationSet, plan_epoch, scan_shards, steps_per_epoch
@@ -75,18 +80,10 @@ def _prepare_out(cfg: TrainConfig, ctx: DistContext) -> None:
     if not ctx.is_main:
         return
     out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise PipelineError(f"{out}: exists and is not a directory")
-    previous = _recorded_run(out)
-    if previous is None:
-        if out.is_dir() and any(out.iterdir()):
-            raise PipelineError(
-                f"{out}: not empty and not a training run (no {TRAIN_CONFIG}); "
-                "use another --out (--overwrite only replaces a training run)"
-            )
-    elif cfg.overwrite:
-        _remove_run(out)
-    else:
+    previous = _recorded_run(out) if earlier_output(out, TRAIN_CONFIG, "a training run") else None
+    if previous is not None and cfg.overwrite:
+        remove_outputs(out, [out / name for name in RUN_FILES])
+    elif previous is not None:
         mismatch = _first_difference(previous, cfg.identity())
         if mismatch:
             raise PipelineError(
@@ -99,11 +96,9 @@ def _prepare_out(cfg: TrainConfig, ctx: DistContext) -> None:
         write_text(out / TRAIN_CONFIG, text)
 
 
-def _recorded_run(out: Path) -> dict[str, Any] | None:
-    """The configuration recorded by a previous run in ``out``, or None if there is none."""
+def _recorded_run(out: Path) -> dict[str, Any]:
+    """The configuration recorded by a previous run in ``out``."""
     path = out / TRAIN_CONFIG
-    if not path.is_file():
-        return None
     try:
         recorded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -113,18 +108,6 @@ def _recorded_run(out: Path) -> dict[str, Any] | None:
             f"{path}: not a training configuration written by `pipeline train`; use another --out"
         )
     return recorded
-
-
-def _remove_run(out: Path) -> None:
-    """Delete the files a previous run wrote in ``out`` (and only those), saying which."""
-    found = [name for name in RUN_FILES if (out / name).exists()]
-    print(f"--overwrite: removing {', '.join(found)} from {out}", file=sys.stderr)
-    for name in found:
-        with os_errors(out / name, "cannot remove"):
-            if (out / name).is_dir() and not (out / name).is_symlink():
-                shutil.rmtree(out / name)
-            else:
-                (out / name).unlink()
 
 
 def _first_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str | None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from data.corpus import fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
-from data.files import atomic_path
+from data.files import atomic_path, earlier_output
 from data.progress import progress_bar
 from stage3_eval.encoders import TEACHER, Encoder
 from stage3_eval.knn import ivf_lists, new_index, normalize
@@ -194,11 +194,9 @@ def _existing_index(out: Path) -> dict[str, Any] | None:
     Any other content (a file, a folder without an index's ``meta.json``) is refused whatever
     ``--overwrite`` says: it only ever replaces an index this command wrote.
     """
-    if out.exists() and not out.is_dir():
-        raise PipelineError(f"{out}: exists and is not a directory; use another --out")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not earlier_output(out, META_FILE, "an index directory"):
         return None
-    meta = _read_json(out / META_FILE) if (out / META_FILE).is_file() else None
+    meta = _read_json(out / META_FILE)
     if not (isinstance(meta, dict) and {"model", "kind", "dim"} <= set(meta)):
         raise PipelineError(
             f"{out}: not empty and not an index directory; use another --out "
