@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from tqdm import tqdm
 
 from data.errors import PipelineError
-from data.progress import encode_timed, progress_bar
+from data.progress import progress_bar
 from data.shards import ShardStore
 from data.stream import (
     BatchLoader,
@@ -33,10 +32,11 @@ from data.stream import (
     scan_shards,
     steps_per_epoch,
 )
-from data.sts import StsPairs, read_sts, zero_shot
+from data.sts import StsPairs, read_sts
 from stage2_train.checkpoint import TrainState, resume_latest, save_checkpoint
 from stage2_train.config import StudentConfig, TrainConfig
 from stage2_train.distributed import DistContext, any_rank, barrier, init_distributed, shutdown
+from stage2_train.evaluate import sts_spearman, validate
 from stage2_train.export import model_card
 from stage2_train.layout import METRICS
 from stage2_train.model import Student
@@ -93,29 +93,7 @@ def distill_loss(
     return loss
 
 
-# ------------------------------------------------------------------------------- evaluation
-
-
-def validate(student: Student, val: ValidationSet) -> dict[str, float]:
-    """MSE and mean cosine of the student's vectors to the teacher's on held-out rows."""
-    if len(val) == 0:
-        return {}
-    pred = student.embed_ids(val.input_ids)
-    target = val.targets
-    cos = (pred * target).sum(1) / (
-        np.linalg.norm(pred, axis=1) * np.linalg.norm(target, axis=1) + 1e-12
-    )
-    return {"mse": float(((pred - target) ** 2).mean()), "cosine": float(cos.mean())}
-
-
-def sts_spearman(student: Student, pairs: StsPairs) -> float:
-    """Zero-shot STS Spearman, computed as ``pipeline eval sts`` computes it for this student."""
-    return zero_shot(
-        pairs, lambda texts: encode_timed(student.encode, texts, desc="sts")[0]
-    ).spearman
-
-
-# ------------------------------------------------------------------------------------ loop
+# --------------------------------------------------------------------------------- the run
 
 
 def train(cfg: TrainConfig) -> TrainSummary:
