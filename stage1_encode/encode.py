@@ -29,6 +29,7 @@ from data.files import (
     save_pretrained,
     write_bytes,
 )
+from data.manifest import FORMAT_VERSION, init_manifest, record_shard, shard_attrs
 from data.progress import progress_bar
 from stage1_encode.memory import release_freed_memory
 from stage1_encode.teacher import Teacher
@@ -84,7 +85,7 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
     corpus_id = fingerprint(files, strict=cfg.strict)
     total = shards.shard_count(corpus_id.lines, cfg.shard_size)
     manifest = {
-        "format_version": shards.FORMAT_VERSION,
+        "format_version": FORMAT_VERSION,
         "teacher": teacher.describe(),
         "tokenizer": {
             "dir": shards.TOKENIZER_DIR,
@@ -99,7 +100,7 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
     }
     mine = owned_shards(total, cfg.num_shards, cfg.shard_index)  # check before writing
     _prepare_out(cfg.out, cfg.overwrite)
-    shards.init_manifest(cfg.out, manifest)
+    init_manifest(cfg.out, manifest)
     _save_tokenizer_and_embeddings(cfg.out, teacher, manifest["teacher"]["weights_sha256"])
     teacher.pack_for_inference()
 
@@ -114,7 +115,7 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
 
     start, rows, written = time.perf_counter(), 0, []
     expected = sum(_lines_in(i, cfg.shard_size, corpus_id.lines) for i in todo)
-    attrs = shards.shard_attrs(manifest)
+    attrs = shard_attrs(manifest)
     bar = progress_bar(
         total=expected, unit="sent", desc="encode", enabled=cfg.progress and bool(todo)
     )
@@ -125,7 +126,7 @@ def run_encode(corpus: list[str | Path], teacher: Teacher, cfg: EncodeConfig) ->
             record = shards.write_shard(cfg.out, names[pending.index], data, attrs, cfg.dtype)
             skipped = _lines_in(pending.index, cfg.shard_size, corpus_id.lines) - len(pending.ids)
             blank = skipped - pending.stats["duplicates"]
-            shards.record_shard(cfg.out, {**record, **pending.stats, "blank": blank})
+            record_shard(cfg.out, {**record, **pending.stats, "blank": blank})
             bar.update(skipped)
             rows += len(pending.ids)
             written.append(names[pending.index])
@@ -177,7 +178,7 @@ def _record_unrecorded(out: Path, names: list[str]) -> None:
             with shards.h5py.File(path, "r") as handle:
                 rows = len(handle["line"])
             checksum = shards.sha256_file(path)
-            shards.record_shard(out, {"file": name, "rows": rows, "sha256": checksum})
+            record_shard(out, {"file": name, "rows": rows, "sha256": checksum})
 
 
 def _tokenizer_sha256(teacher: Teacher) -> str:
