@@ -138,8 +138,7 @@ def _locked(directory: Path) -> Iterator[None]:
         fcntl.flock(handle, fcntl.LOCK_EX)
         # The manifest is only ever written under this lock, so a temporary copy seen while
         # holding it was left by a killed writer.
-        for stale in Path(directory).glob(f".{MANIFEST}.tmp-*"):
-            stale.unlink(missing_ok=True)
+        files.remove_stale_temporaries(Path(directory), MANIFEST)
         try:
             yield
         finally:
