@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from data.files import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -64,7 +66,7 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
         **payload,
     }
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(payload, indent=2) + "\n")
     print(json.dumps(payload, indent=2))
     return path
 

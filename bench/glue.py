@@ -24,6 +24,7 @@ from scipy.stats import ttest_ind
 
 from bench.common import ROOT, SHARED_DATA, run_pipeline, write_result
 from data.glue import TASKS
+from stage2_train.layout import is_student_dir
 from stage3_eval.glue import glue_entries, task_score
 from stage3_eval.results import load_results
 
@@ -193,7 +194,7 @@ def main_bench() -> None:
     args.teacher_seeds = args.teacher_seeds or args.seeds
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     models = [m.strip() for m in args.models.split(",")]
-    have_student = (args.student / "config.json").is_file()
+    have_student = is_student_dir(args.student)
     teacher_opt = ["--teacher", args.teacher] if args.teacher else []
     finetuned = args.out / "teacher-finetuned"
     if "student" in models and have_student:

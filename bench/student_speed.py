@@ -23,21 +23,17 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np
 import torch
 
 from bench.common import SHARED_DATA, corpus_lines, write_result
-from data.sts import read_sts
+from data.progress import encode_timed
+from data.sts import read_sts, zero_shot
 from stage2_train import Student
 
 
 def spearman(encode, pairs) -> float:
-    from scipy.stats import spearmanr
-
-    a, b = encode(pairs.sentence1), encode(pairs.sentence2)
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return float(spearmanr((a * b).sum(1), pairs.scores).statistic)
+    """Zero-shot STS Spearman as ``pipeline eval sts`` computes it."""
+    return zero_shot(pairs, lambda texts: encode_timed(encode, texts)[0]).spearman
 
 
 def timed(encode, lines: list[str]) -> float:

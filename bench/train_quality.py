@@ -21,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import SHARED_DATA, run_pipeline, write_result
+from stage2_train.layout import CONFIG_FILE, METRICS
 
 TEACHER_STS_B_DEV = 0.867  # all-MiniLM-L6-v2, measured by bench/student_speed.py and stage 3
 
@@ -49,8 +50,8 @@ def main() -> None:
     ]
     run_pipeline(*command)
 
-    summary = json.loads((args.out / "config.json").read_text())["training"]
-    records = [json.loads(x) for x in (args.out / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((args.out / CONFIG_FILE).read_text())["training"]
+    records = [json.loads(x) for x in (args.out / METRICS).read_text().splitlines()]
     rates = [r["sentences_per_s"] for r in records if "sentences_per_s" in r]
     waits = [r["data_wait_share"] for r in records if "data_wait_share" in r]
     evals = [r for r in records if "val_cosine" in r]

@@ -6,7 +6,7 @@ near zero and the matrix products large, which is what makes CPU encoding fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +29,31 @@ def token_budget_batches(
         batches.append(order[start : start + rows])
         start += rows
     return batches
+
+
+def sized_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Row indices in batches of ``batch_size`` (the last one smaller), shortest rows first."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def length_grouped(
+    items: np.ndarray,
+    lengths: np.ndarray,
+    chunk_rows: int,
+    group: Callable[[np.ndarray], list[np.ndarray]],
+) -> Iterator[list[np.ndarray]]:
+    """Length-bucketed shuffling: the batches of each ``chunk_rows`` run of shuffled ``items``.
+
+    ``items`` come already shuffled, ``lengths[i]`` the length of ``items[i]``; ``group`` cuts a
+    chunk's lengths into batches of similar length (``token_budget_batches``, ``sized_batches``).
+    Batches stay random at the scale of a chunk but pad to rows of near equal length, which is
+    what makes training several times faster than uniformly random batches. The caller shuffles
+    the batches (per chunk or all together).
+    """
+    for begin in range(0, len(items), chunk_rows):
+        chunk = items[begin : begin + chunk_rows]
+        yield [chunk[rows] for rows in group(lengths[begin : begin + chunk_rows])]
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,7 @@ import errno
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,15 +67,25 @@ def remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, *, keep_existing: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write ``target`` at (a file or a folder); on success it is
-    renamed over ``target``, on any failure it is removed and an ``OSError`` becomes one line."""
+    renamed over ``target``, on any failure it is removed and an ``OSError`` becomes one line.
+
+    With ``keep_existing`` (folders only) a non-empty ``target`` folder that appeared meanwhile
+    is kept and the copy dropped: concurrent writers of the same content (array tasks) let the
+    first one win.
+    """
     target = Path(target)
     tmp = temporary_sibling(target)
     remove(tmp)
     try:
         with os_errors(target):
             yield tmp
+            if keep_existing:
+                with contextlib.suppress(OSError):  # refused onto a non-empty folder
+                    tmp.rename(target)
+                remove(tmp)
+                return
             if target.is_dir() and not target.is_symlink() and tmp.is_dir():
                 shutil.rmtree(target)
             os.replace(tmp, target)
@@ -122,6 +133,45 @@ def remove_stale_temporaries(folder: Path, name: str) -> None:
     """Remove ``.NAME.tmp-*`` left in ``folder`` by runs that were killed mid-write."""
     for stale in folder.glob(f".{name}.tmp-*"):
         remove(stale)
+
+
+def earlier_output(folder: Path, marker: str, what: str, *, dot_files_count: bool = True) -> bool:
+    """Whether ``folder`` holds an earlier output of this kind, i.e. has the ``marker`` file.
+
+    An output folder may be absent, empty, or one this tool wrote; a file, or a folder with any
+    other content, is refused whatever ``--overwrite`` says, so a mistyped ``--out`` (a shard
+    folder, a Hugging Face model, a home directory) loses nothing. Without ``dot_files_count``
+    hidden entries (this tool's temporaries and locks) do not make a folder non-empty.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise PipelineError(f"{folder}: exists and is not a directory; use another --out")
+    if (folder / marker).is_file():
+        return True
+    content = (
+        [p for p in folder.iterdir() if dot_files_count or not p.name.startswith(".")]
+        if folder.is_dir()
+        else []
+    )
+    if content:
+        raise PipelineError(
+            f"{folder}: not empty and not {what} (no {marker}); "
+            f"use another --out (--overwrite only replaces {what})"
+        )
+    return False
+
+
+def remove_outputs(folder: Path, paths: list[Path]) -> None:
+    """``--overwrite``: delete exactly these earlier outputs (files or folders), saying which."""
+    found = [path for path in paths if path.exists() or path.is_symlink()]
+    names = ", ".join(p.name for p in found) if len(found) <= 8 else f"{len(found)} files"
+    print(f"--overwrite: removing {names} from {folder}", file=sys.stderr)
+    for path in found:
+        with os_errors(path, "cannot remove"):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def require_free_space(folder: Path, needed: int, what: str) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
+import numpy as np
 from tqdm import tqdm
 
 INTERVAL_ENV = "PIPELINE_PROGRESS_INTERVAL"
@@ -162,3 +163,28 @@ def _is_terminal(file: TextIO) -> bool:
         return file.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def encode_timed(
+    encode: Callable[[Sequence[str]], np.ndarray],
+    texts: Sequence[str],
+    *,
+    chunk: int = 4096,
+    desc: str = "encode",
+) -> tuple[np.ndarray, float]:
+    """Vectors for ``texts`` in chunks, with a progress bar, and the seconds spent in ``encode``.
+
+    Every evaluation encodes through this, so the same texts are cut into the same batches
+    (and give the same vectors) wherever they are measured.
+    """
+    parts, seconds = [], 0.0
+    with progress_bar(total=len(texts), desc=desc, unit="sent", enabled=len(texts) > chunk) as bar:
+        for start in range(0, len(texts), chunk):
+            batch = texts[start : start + chunk]
+            begin = time.perf_counter()
+            parts.append(encode(batch))
+            seconds += time.perf_counter() - begin
+            bar.update(len(batch))
+    if not parts:
+        return encode([]), 0.0
+    return np.concatenate(parts), seconds

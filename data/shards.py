@@ -12,15 +12,10 @@ probes of stage 3 read it. Two rules make it safe to kill and to split across ar
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
-import shutil
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,66 +25,18 @@ import numpy as np
 
 from data import files
 from data.errors import PipelineError
+from data.manifest import (
+    MANIFEST,
+    MISSING,
+    VECTOR_FIELDS,
+    field_value,
+    read_manifest,
+)
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 TOKENIZER_DIR = "tokenizer"
 INPUT_EMBEDDINGS = "teacher_input_embeddings.safetensors"
 DATASETS = ("embedding", "input_ids", "text", "line")
-DTYPES = ("float16", "float32")  # how the teacher vectors may be stored
 _SHARD_RE = re.compile(r"^shard-(\d{5})-of-(\d{5})\.h5$")
-
-# Keys of the manifest that must agree for two runs to write into the same directory.
-IDENTITY_KEYS = ("format_version", "teacher", "tokenizer", "corpus", "shard_size", "dtype", "dedup")
-# Manifest keys copied into every shard's attributes when it is written.
-SHARD_ATTRS = (
-    "format_version",
-    "teacher",
-    "tokenizer",
-    "corpus",
-    "dtype",
-    "shard_size",
-    "num_shards",
-    "dedup",
-)
-# Every recorded field that changes a stored vector, its token ids or which texts a shard holds.
-# A shard's attributes must agree with the manifest on each one the manifest records
-# (``teacher.vocab_size`` and ``tokenizer.sha256`` are absent from manifests written before
-# they were recorded; such directories stay readable without those two checks).
-VECTOR_FIELDS = (
-    "format_version",
-    "teacher.weights_sha256",
-    "teacher.pooling",
-    "teacher.normalize",
-    "teacher.max_length",
-    "teacher.hidden_size",
-    "teacher.vocab_size",
-    "tokenizer.sha256",
-    "dtype",
-    "corpus.sha256",
-    "shard_size",
-    "num_shards",
-    "dedup",
-)
-# What a manifest must hold, with its type; anything missing is refused in one line.
-_REQUIRED = {
-    "format_version": int,
-    "teacher.name_or_path": str,
-    "teacher.weights_sha256": str,
-    "teacher.hidden_size": int,
-    "teacher.pooling": str,
-    "teacher.normalize": bool,
-    "teacher.max_length": int,
-    "corpus.paths": list,
-    "corpus.sha256": str,
-    "corpus.lines": int,
-    "dtype": str,
-    "shard_size": int,
-    "num_shards": int,
-    "dedup": bool,
-    "shards": dict,
-}
-_MISSING = object()
 
 
 def shard_name(index: int, count: int) -> str:
@@ -108,66 +55,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON through a temporary file and rename, so readers never see half a file."""
-    files.write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """The manifest, checked to hold every key (of the right type) that readers rely on."""
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise PipelineError(f"{directory}: not a shard directory (no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"{path}: corrupt manifest ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise PipelineError(f"{path}: corrupt manifest (not a JSON object)")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise PipelineError(
-            f"{path}: shard format {manifest.get('format_version')!r}, expected {FORMAT_VERSION}"
-        )
-    check_manifest(path, manifest)
-    return manifest
-
-
-def field_value(record: dict[str, Any], dotted: str) -> Any:
-    """``record["a"]["b"]`` for ``"a.b"``, or ``_MISSING``."""
-    value: Any = record
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
-
-
-def check_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    """Refuse a manifest lacking a key or holding one of the wrong type, naming the key."""
-    for key, kind in _REQUIRED.items():
-        value = field_value(manifest, key)
-        if value is _MISSING:
-            raise PipelineError(f"{path}: no {key!r}; not a complete shard manifest (re-encode)")
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise PipelineError(f"{path}: {key!r} is {value!r}, expected {kind.__name__}")
-    if manifest["dtype"] not in DTYPES:
-        raise PipelineError(
-            f"{path}: 'dtype' is {manifest['dtype']!r}, expected {'/'.join(DTYPES)}"
-        )
-    for name, record in manifest["shards"].items():
-        if not (
-            isinstance(record, dict)
-            and isinstance(record.get("rows"), int)
-            and isinstance(record.get("sha256"), str)
-        ):
-            raise PipelineError(f"{path}: the record of {name!r} lacks rows or sha256")
-
-
-def shard_attrs(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The attributes every shard of this manifest carries: its provenance, checked on read."""
-    return {key: manifest[key] for key in SHARD_ATTRS if key in manifest}
-
-
 def tokenizer_sha256(folder: Path) -> str:
     """sha256 over the names and bytes of a saved tokenizer's files (deterministic per save)."""
     digest = hashlib.sha256()
@@ -175,21 +62,6 @@ def tokenizer_sha256(folder: Path) -> str:
         digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0")
         digest.update(sha256_file(path).encode("ascii"))
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """An exclusive lock on the directory's manifest, shared by concurrent array tasks."""
-    with (Path(directory) / ".manifest.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        # The manifest is only ever written under this lock, so a temporary copy seen while
-        # holding it was left by a killed writer.
-        for stale in Path(directory).glob(f".{MANIFEST}.tmp-*"):
-            stale.unlink(missing_ok=True)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def prepare_output(directory: Path, overwrite: bool) -> None:
@@ -201,12 +73,7 @@ def prepare_output(directory: Path, overwrite: bool) -> None:
     stage 1 writes, and says which.
     """
     directory = Path(directory)
-    if not (directory / MANIFEST).is_file():
-        if directory.is_dir() and any(not p.name.startswith(".") for p in directory.iterdir()):
-            raise PipelineError(
-                f"{directory}: not empty and not a shard directory (no {MANIFEST}); "
-                "use another --out (--overwrite only replaces a shard directory)"
-            )
+    if not files.earlier_output(directory, MANIFEST, "a shard directory", dot_files_count=False):
         return
     read_manifest(directory)  # a foreign or broken manifest.json is refused, not deleted
     if not overwrite:
@@ -215,53 +82,7 @@ def prepare_output(directory: Path, overwrite: bool) -> None:
         *list_shard_files(directory),
         *(directory / n for n in (INPUT_EMBEDDINGS, TOKENIZER_DIR)),
     ]
-    ours = [path for path in ours if path.exists()] + [directory / MANIFEST]
-    print(
-        f"--overwrite: removing {len(ours)} file(s) of the previous encoding from {directory}",
-        file=sys.stderr,
-    )
-    for path in ours:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-
-
-def describe_mismatch(existing: dict[str, Any], wanted: dict[str, Any]) -> str | None:
-    """Name the first identity field on which two manifests disagree, or None if they agree."""
-    for key in IDENTITY_KEYS:
-        old, new = existing.get(key), wanted.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            for sub in sorted(set(old) | set(new)):
-                if sub != "paths" and old.get(sub) != new.get(sub):
-                    return f"{key}.{sub}: {old.get(sub)!r} here, {new.get(sub)!r} requested"
-        elif old != new:
-            return f"{key}: {old!r} here, {new!r} requested"
-    return None
-
-
-def init_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    """Create the manifest, or check that an existing one describes the same run."""
-    with _locked(directory):
-        path = Path(directory) / MANIFEST
-        if path.is_file():
-            existing = read_manifest(directory)
-            mismatch = describe_mismatch(existing, manifest)
-            if mismatch:
-                raise PipelineError(
-                    f"{directory} holds shards of another run ({mismatch}); "
-                    "use --overwrite or another --out"
-                )
-            return
-        write_json_atomic(path, {**manifest, "shards": {}})
-
-
-def record_shard(directory: Path, record: dict[str, Any]) -> None:
-    """Merge one finished shard's record into the manifest (under the lock)."""
-    with _locked(directory):
-        manifest = read_manifest(directory)
-        manifest["shards"][record["file"]] = record
-        write_json_atomic(Path(directory) / MANIFEST, manifest)
+    files.remove_outputs(directory, [*ours, directory / MANIFEST])
 
 
 @dataclass
@@ -424,8 +245,8 @@ def shard_problem(path: Path, manifest: dict[str, Any], rows: int) -> str | None
         return f"vectors stored as {dtype}, the manifest says {manifest['dtype']}; re-run encode"
     for key in VECTOR_FIELDS:
         want, got = field_value(manifest, key), field_value(attrs, key)
-        if want is not _MISSING and got != want:
-            shown = "absent" if got is _MISSING else repr(got)
+        if want is not MISSING and got != want:
+            shown = "absent" if got is MISSING else repr(got)
             return (
                 f"{key} is {shown} in the shard, {want!r} in the manifest: written by another "
                 "encoding; delete this shard and re-run encode"
@@ -444,7 +265,7 @@ def _attr(value: Any) -> Any:
 
 def _tokenizer_problem(directory: Path, manifest: dict[str, Any]) -> str | None:
     expected = field_value(manifest, "tokenizer.sha256")
-    if expected is _MISSING:
+    if expected is MISSING:
         return None
     folder = directory / TOKENIZER_DIR
     if not folder.is_dir():

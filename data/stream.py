@@ -19,13 +19,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 
-from data.batching import pad_batch, token_budget_batches
+from data.batching import length_grouped, pad_batch, token_budget_batches
 from data.errors import PipelineError
 from data.shards import ShardData, ShardStore, check_finite, is_validation, read_shard
 
@@ -140,12 +141,11 @@ def plan_epoch(
                 for s in window
             ]
         )
-        pairs = pairs[rng.permutation(len(pairs))]
-        for begin in range(0, len(pairs), chunk_rows):
-            chunk = pairs[begin : begin + chunk_rows]
-            lengths = [int(index[s].lengths[r]) for s, r in chunk]
-            groups = token_budget_batches(lengths, max_tokens, batch_size)
-            batches.extend(chunk[groups[i]] for i in rng.permutation(len(groups)))
+        lengths = np.concatenate([index[s].lengths[index[s].train_rows] for s in window])
+        shuffle = rng.permutation(len(pairs))
+        group = partial(token_budget_batches, max_tokens=max_tokens, max_rows=batch_size)
+        for groups in length_grouped(pairs[shuffle], lengths[shuffle], chunk_rows, group):
+            batches.extend(groups[i] for i in rng.permutation(len(groups)))
     return batches
 
 

@@ -10,16 +10,21 @@ Two layouts are accepted, told apart by the header line:
 
 Files may be gzip-compressed (``.gz``). Fields are split on tabs only, never unquoted: STS
 sentences contain quote characters that a CSV reader would swallow.
+
+``zero_shot`` is the one zero-shot STS computation: ``pipeline eval sts``, the validation during
+``pipeline train --sts-dev`` and the benchmarks all call it, so they report the same number.
 """
 
 from __future__ import annotations
 
 import gzip
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import pearsonr, spearmanr
 
 from data.errors import PipelineError
 
@@ -108,3 +113,33 @@ def read_sts(path: str | Path) -> StsPairs:
         header = " (its first line was read as a header)" if has_header else ""
         raise PipelineError(f"{path}: no sentence pairs{header}")
     return StsPairs(path, first, second, np.asarray(scores, dtype=np.float64))
+
+
+@dataclass
+class ZeroShot:
+    """How well cosine(vector(s1), vector(s2)) ranks and tracks the gold scores."""
+
+    cosines: np.ndarray  # one per pair, in file order
+    sentences: int  # distinct sentences encoded
+    pearson: float
+    spearman: float
+
+
+def zero_shot(pairs: StsPairs, encode: Callable[[Sequence[str]], np.ndarray]) -> ZeroShot:
+    """Encode each distinct sentence once and correlate the pairs' cosines with the gold scores.
+
+    The cosines are taken in float64: near-equal cosines must rank the same every time.
+    """
+    unique = list(dict.fromkeys(pairs.sentence1 + pairs.sentence2))
+    vectors = np.array(encode(unique), dtype=np.float64)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    row = {text: i for i, text in enumerate(unique)}
+    first = vectors[[row[t] for t in pairs.sentence1]]
+    second = vectors[[row[t] for t in pairs.sentence2]]
+    cosines = np.einsum("ij,ij->i", first, second)
+    return ZeroShot(
+        cosines=cosines,
+        sentences=len(unique),
+        pearson=float(pearsonr(cosines, pairs.scores)[0]),
+        spearman=float(spearmanr(cosines, pairs.scores)[0]),
+    )

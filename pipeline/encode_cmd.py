@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from data.shards import DTYPES
+from data.manifest import DTYPES
 from pipeline.options import config_defaults, device_option
 from pipeline.runtime import array_task, resolve_device
 from stage1_encode.encode import EncodeConfig

@@ -7,7 +7,6 @@ two shards are in memory whatever the corpus size.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import queue
@@ -27,14 +26,13 @@ from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
 from data.dataset_corpus import DatasetCorpus
 from data.errors import PipelineError
 from data.files import (
-    os_errors,
-    remove,
+    atomic_path,
     remove_stale_temporaries,
     require_free_space,
     save_pretrained,
-    temporary_sibling,
     write_bytes,
 )
+from data.manifest import FORMAT_VERSION, init_manifest, record_shard, shard_attrs
 from data.progress import progress_bar
 from stage1_encode.memory import release_freed_memory
 from stage1_encode.teacher import Teacher
@@ -109,7 +107,7 @@ def run_encode(
     lines = corpus_record["lines"]
     total = shards.shard_count(lines, cfg.shard_size)
     manifest = {
-        "format_version": shards.FORMAT_VERSION,
+        "format_version": FORMAT_VERSION,
         "teacher": teacher.describe(),
         "tokenizer": {
             "dir": shards.TOKENIZER_DIR,
@@ -124,7 +122,7 @@ def run_encode(
     }
     mine = owned_shards(total, cfg.num_shards, cfg.shard_index)  # check before writing
     _prepare_out(cfg.out, cfg.overwrite)
-    shards.init_manifest(cfg.out, manifest)
+    init_manifest(cfg.out, manifest)
     _save_tokenizer_and_embeddings(cfg.out, teacher, manifest["teacher"]["weights_sha256"])
     teacher.pack_for_inference()
 
@@ -139,7 +137,7 @@ def run_encode(
 
     start, rows, written = time.perf_counter(), 0, []
     expected = sum(_lines_in(i, cfg.shard_size, lines) for i in todo)
-    attrs = shards.shard_attrs(manifest)
+    attrs = shard_attrs(manifest)
     bar = progress_bar(
         total=expected, unit="sent", desc="encode", enabled=cfg.progress and bool(todo)
     )
@@ -150,7 +148,7 @@ def run_encode(
             record = shards.write_shard(cfg.out, names[pending.index], data, attrs, cfg.dtype)
             skipped = _lines_in(pending.index, cfg.shard_size, lines) - len(pending.ids)
             blank = skipped - pending.stats["duplicates"]
-            shards.record_shard(cfg.out, {**record, **pending.stats, "blank": blank})
+            record_shard(cfg.out, {**record, **pending.stats, "blank": blank})
             bar.update(skipped)
             rows += len(pending.ids)
             written.append(names[pending.index])
@@ -164,8 +162,6 @@ def _lines_in(index: int, shard_size: int, lines: int) -> int:
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise PipelineError(f"{out}: exists and is not a directory")
     shards.prepare_output(out, overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -191,14 +187,8 @@ def _save_tokenizer_and_embeddings(out: Path, teacher: Teacher, weights_sha256: 
 
 def _save_tokenizer(teacher: Teacher, target: Path) -> None:
     """Write the tokenizer folder; an array task that loses the race to rename it drops its copy."""
-    tmp = temporary_sibling(target)
-    try:
-        with os_errors(target):
-            save_pretrained(tmp, teacher.tokenizer)
-        with contextlib.suppress(OSError):  # another array task got there first
-            tmp.rename(target)
-    finally:
-        remove(tmp)
+    with atomic_path(target, keep_existing=True) as tmp:
+        save_pretrained(tmp, teacher.tokenizer)
 
 
 def _record_unrecorded(out: Path, names: list[str]) -> None:
@@ -210,7 +200,7 @@ def _record_unrecorded(out: Path, names: list[str]) -> None:
             with shards.h5py.File(path, "r") as handle:
                 rows = len(handle["line"])
             checksum = shards.sha256_file(path)
-            shards.record_shard(out, {"file": name, "rows": rows, "sha256": checksum})
+            record_shard(out, {"file": name, "rows": rows, "sha256": checksum})
 
 
 def _tokenizer_sha256(teacher: Teacher) -> str:

@@ -23,9 +23,11 @@ from torch import nn
 
 from data import files
 from data.errors import PipelineError
+from stage2_train.layout import CHECKPOINTS, WEIGHTS_FILE
 
-CHECKPOINTS = "checkpoints"
 _PREFIX = "step-"
+TRAINER_FILE = "trainer.pt"  # optimizer state and torch RNG
+STATE_FILE = "state.json"  # the loop position
 
 
 @dataclass
@@ -63,9 +65,9 @@ def save_checkpoint(
     trainer = io.BytesIO()
     torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}, trainer)
     payload = {
-        "model.safetensors": save(tensors),
-        "trainer.pt": trainer.getvalue(),
-        "state.json": (json.dumps(asdict(state), indent=2) + "\n").encode("utf-8"),
+        WEIGHTS_FILE: save(tensors),
+        TRAINER_FILE: trainer.getvalue(),
+        STATE_FILE: (json.dumps(asdict(state), indent=2) + "\n").encode("utf-8"),
     }
     files.require_free_space(root, sum(map(len, payload.values())), f"checkpoint {final.name}")
     with files.atomic_path(final) as tmp:
@@ -80,11 +82,11 @@ def save_checkpoint(
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
     """Restore model, optimizer and RNG in place; return the loop position."""
     try:
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
-        trainer = torch.load(path / "trainer.pt", weights_only=True)
+        model.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        trainer = torch.load(path / TRAINER_FILE, weights_only=True)
         optimizer.load_state_dict(trainer["optimizer"])
         torch.set_rng_state(trainer["torch_rng"])
-        state = TrainState(**json.loads((path / "state.json").read_text(encoding="utf-8")))
+        state = TrainState(**json.loads((path / STATE_FILE).read_text(encoding="utf-8")))
     except (
         OSError,
         RuntimeError,

@@ -1,8 +1,11 @@
-"""The student's architecture as a plain dataclass, stored as ``config.json`` (Contract 2)."""
+"""Stage 2's configuration as plain dataclasses: the student's architecture, stored as
+``config.json`` (Contract 2), and the training run, recorded as ``train_config.json``."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from data.errors import PipelineError
@@ -81,6 +84,62 @@ class StudentConfig:
     @property
     def pooled_width(self) -> int:
         return 2 * self.feature_width if self.pooling == "max_mean" else self.feature_width
+
+
+# Options that may change between a run and its resumption without changing the weights.
+_VOLATILE = (
+    "out",
+    "targets",
+    "progress",
+    "threads",
+    "overwrite",
+    "device",
+    "val_every",
+    "sts_dev",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "log_every",
+)
+
+
+@dataclass
+class TrainConfig:
+    """How a student is trained (``pipeline train``); the defaults are the CLI's."""
+
+    targets: Path
+    out: Path
+    student: StudentConfig = field(default_factory=StudentConfig)
+    batch_size: int = 128
+    max_tokens: int = 16384
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.05  # fraction of training spent warming up
+    clip: float = 1.0
+    mse_weight: float = 1.0
+    cos_weight: float = 1.0
+    epochs: int = 3
+    max_steps: int | None = None
+    time_budget: float | None = None  # minutes; the LR decays to zero as the budget runs out
+    val_fraction: float = 0.01
+    val_rows: int = 2000
+    val_every: int = 500
+    sts_dev: Path | None = None
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 20
+    window_shards: int = 2
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+    def identity(self) -> dict[str, Any]:
+        """The options that define the run; a resumed run must agree on all of them."""
+        values = asdict(self)
+        for key in _VOLATILE:
+            values.pop(key)
+        return json.loads(json.dumps(values, default=str))
 
 
 def _problems(config: StudentConfig) -> list[str]:

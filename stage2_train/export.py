@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from data.files import write_text
-
-# train.py writes its run files with the shared atomic writer under this name.
-write_file_atomic = write_text
-
 
 def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from data.errors import PipelineError
+from stage2_train.layout import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE
 
 ST_MODULE_CLASS = "stage2_train.sentence_transformers_module.StudentEncoder"
 ST_MODULE_CONFIG = "sentence_transformers_student.json"
 ST_FILES = ("modules.json", "config_sentence_transformers.json", ST_MODULE_CONFIG)
-STUDENT_FILES = ["config.json", "model.safetensors", "tokenizer/*", "README.md", *ST_FILES]
+STUDENT_FILES = [CONFIG_FILE, WEIGHTS_FILE, f"{TOKENIZER_DIR}/*", CARD_FILE, *ST_FILES]
 TAGS = ["sentence-transformers", "sentence-similarity", "feature-extraction", "bilstm",
         "knowledge-distillation", "sra-distill"]  # fmt: skip
 

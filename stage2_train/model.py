@@ -35,12 +35,8 @@ from stage2_train.hub import (
     resolve_student_dir,
     sentence_transformers_files,
 )
+from stage2_train.layout import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE
 from stage2_train.vectors import as_requested
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_DIR = "tokenizer"
-CARD_FILE = "README.md"
 
 
 def load_tokenizer(directory: str | Path) -> Any:

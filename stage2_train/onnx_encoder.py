@@ -19,12 +19,12 @@ import torch
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
 from data.progress import progress_bar
+from stage2_train.layout import TOKENIZER_DIR
 from stage2_train.vectors import as_requested
 
 EXPORT_CONFIG = "onnx_export.json"
 FLOAT_MODEL = "model.onnx"
 INT8_MODEL = "model_int8.onnx"
-TOKENIZER_DIR = "tokenizer"
 INPUTS = ("input_ids", "attention_mask")
 OUTPUT = "sentence_embedding"
 EXTRA_HINT = "pip install 'sra-distill[onnx]'"

@@ -1,5 +1,6 @@
 """The training recipe shared by stage 2 and stage 3 fine-tuning: seeding, the optimiser and the
-learning-rate schedule, so both stages train the same way."""
+learning-rate schedule (one warm-up/decay rule, counted by progress or by steps), so both stages
+train the same way."""
 
 from __future__ import annotations
 
@@ -28,9 +29,29 @@ def adamw(groups: list[dict], **kwargs) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, fused=fused, **kwargs)
 
 
+def warmup_decay(done: float, total: float, warm: float, *, ahead: float = 0.0) -> float:
+    """The learning-rate factor after ``done`` of ``total``: a linear warm-up over the first
+    ``warm``, then a linear decay to zero at ``total``.
+
+    ``ahead`` is added to ``done`` during the warm-up only: a step-counted schedule passes 1 so
+    that its first step already trains (at ``1 / warm``) instead of running at a zero rate.
+    """
+    if done < warm:
+        return (done + ahead) / warm
+    return max(0.0, (total - done) / max(1e-12, total - warm))
+
+
 def lr_factor(progress: float, warmup: float) -> float:
-    """Linear warmup over the first ``warmup`` of training, then linear decay to zero."""
-    progress = min(max(progress, 0.0), 1.0)
-    if warmup > 0 and progress < warmup:
-        return progress / warmup
-    return max(0.0, (1.0 - progress) / max(1e-12, 1.0 - warmup))
+    """Stage 2's schedule: by the share of training done (steps or time), warm-up a share too."""
+    return warmup_decay(min(max(progress, 0.0), 1.0), 1.0, warmup)
+
+
+def step_schedule(
+    optimizer: torch.optim.Optimizer, steps: int, warmup: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Fine-tuning's schedule over ``steps`` optimizer steps, the first ``warmup`` share (at
+    least one step) warming up."""
+    warm = max(1, int(steps * warmup))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_decay(step, steps, warm, ahead=1)
+    )

@@ -8,103 +8,41 @@ pure function of (seed, epoch) and the checkpoint holds model, optimizer, RNG an
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from tqdm import tqdm
 
 from data.errors import PipelineError
-from data.files import os_errors, require_writable_folder
 from data.progress import progress_bar
 from data.shards import ShardStore
-from data.stream import BatchLoader, ValidationSet, plan_epoch, scan_shards, steps_per_epoch
-from stage2_train.checkpoint import (
-    CHECKPOINTS,
-    TrainState,
-    resume_latest,
-    save_checkpoint,
+from data.stream import (
+    BatchLoader,
+    ShardIndex,
+    TrainBatch,
+    ValidationSet,
+    plan_epoch,
+    scan_shards,
+    steps_per_epoch,
 )
-from stage2_train.config import StudentConfig
+from data.sts import StsPairs, read_sts
+from stage2_train.checkpoint import TrainState, resume_latest, save_checkpoint
+from stage2_train.config import StudentConfig, TrainConfig
 from stage2_train.distributed import DistContext, any_rank, barrier, init_distributed, shutdown
-from stage2_train.export import model_card, write_file_atomic
+from stage2_train.evaluate import sts_spearman, validate
+from stage2_train.export import model_card
 from stage2_train.hub import portable
-from stage2_train.model import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, Student
+from stage2_train.layout import METRICS
+from stage2_train.model import Student
 from stage2_train.optim import adamw, lr_factor
-
-TRAIN_CONFIG = "train_config.json"
-METRICS = "metrics.jsonl"
-# Everything a training run writes into its --out; --overwrite removes these and nothing else.
-_RUN_FILES = (
-    TRAIN_CONFIG,
-    METRICS,
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    CARD_FILE,
-    TOKENIZER_DIR,
-    CHECKPOINTS,
-)
-# Options that may change between a run and its resumption without changing the weights.
-_VOLATILE = (
-    "out",
-    "targets",
-    "progress",
-    "threads",
-    "overwrite",
-    "device",
-    "val_every",
-    "sts_dev",
-    "checkpoint_every",
-    "keep_checkpoints",
-    "log_every",
-)
-
-
-@dataclass
-class TrainConfig:
-    targets: Path
-    out: Path
-    student: StudentConfig = field(default_factory=StudentConfig)
-    batch_size: int = 128
-    max_tokens: int = 16384
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup: float = 0.05  # fraction of training spent warming up
-    clip: float = 1.0
-    mse_weight: float = 1.0
-    cos_weight: float = 1.0
-    epochs: int = 3
-    max_steps: int | None = None
-    time_budget: float | None = None  # minutes; the LR decays to zero as the budget runs out
-    val_fraction: float = 0.01
-    val_rows: int = 2000
-    val_every: int = 500
-    sts_dev: Path | None = None
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 20
-    window_shards: int = 2
-    seed: int = 0
-    device: str = "cpu"
-    threads: int | None = None
-    overwrite: bool = False
-    progress: bool = True
-
-    def identity(self) -> dict[str, Any]:
-        """The options that define the run; a resumed run must agree on all of them."""
-        values = asdict(self)
-        for key in _VOLATILE:
-            values.pop(key)
-        return json.loads(json.dumps(values, default=str))
+from stage2_train.rundir import MetricsLog, prepare_run_dir
 
 
 @dataclass
@@ -133,81 +71,6 @@ def _check_embeddings(store: ShardStore) -> torch.Tensor:
     return weight
 
 
-def _prepare_out(cfg: TrainConfig, ctx: DistContext) -> None:
-    """Refuse an output dir of another run or of anything else; resume or replace our own.
-
-    Only a folder holding this tool's ``train_config.json`` is a training run; ``--overwrite``
-    replaces such a run (naming what it removes) and never touches any other folder, so a
-    mistyped ``--out`` (a shard folder, a Hugging Face model) loses nothing. Rank 0 alone checks
-    and writes; the other ranks wait at a barrier after it.
-    """
-    if not ctx.is_main:
-        return
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise PipelineError(f"{out}: exists and is not a directory")
-    previous = _recorded_run(out)
-    if previous is None:
-        if out.is_dir() and any(out.iterdir()):
-            raise PipelineError(
-                f"{out}: not empty and not a training run (no {TRAIN_CONFIG}); "
-                "use another --out (--overwrite only replaces a training run)"
-            )
-    elif cfg.overwrite:
-        _remove_run(out)
-    else:
-        mismatch = _first_difference(previous, cfg.identity())
-        if mismatch:
-            raise PipelineError(
-                f"{out} holds a run with another configuration ({mismatch}); "
-                "use --overwrite or another --out"
-            )
-    require_writable_folder(out)
-    text = json.dumps(cfg.identity(), indent=2, sort_keys=True) + "\n"
-    with os_errors(out / TRAIN_CONFIG):
-        write_file_atomic(out / TRAIN_CONFIG, text)
-
-
-def _recorded_run(out: Path) -> dict[str, Any] | None:
-    """The configuration recorded by a previous run in ``out``, or None if there is none."""
-    path = out / TRAIN_CONFIG
-    if not path.is_file():
-        return None
-    try:
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        recorded = None
-    if not (isinstance(recorded, dict) and isinstance(recorded.get("student"), dict)):
-        raise PipelineError(
-            f"{path}: not a training configuration written by `pipeline train`; use another --out"
-        )
-    return recorded
-
-
-def _remove_run(out: Path) -> None:
-    """Delete the files a previous run wrote in ``out`` (and only those), saying which."""
-    found = [name for name in _RUN_FILES if (out / name).exists()]
-    print(f"--overwrite: removing {', '.join(found)} from {out}", file=sys.stderr)
-    for name in found:
-        with os_errors(out / name, "cannot remove"):
-            if (out / name).is_dir() and not (out / name).is_symlink():
-                shutil.rmtree(out / name)
-            else:
-                (out / name).unlink()
-
-
-def _first_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str | None:
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found = _first_difference(a, b, f"{prefix}{key}.")
-            if found:
-                return found
-        elif a != b:
-            return f"{prefix}{key}: {a!r} before, {b!r} now"
-    return None
-
-
 def _optimizer(student: Student, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases or on the teacher-initialised word-piece matrix."""
     decay, no_decay = [], []
@@ -231,63 +94,7 @@ def distill_loss(
     return loss
 
 
-# ------------------------------------------------------------------------------- evaluation
-
-
-def validate(student: Student, val: ValidationSet) -> dict[str, float]:
-    """MSE and mean cosine of the student's vectors to the teacher's on held-out rows."""
-    if len(val) == 0:
-        return {}
-    pred = student.embed_ids(val.input_ids)
-    target = val.targets
-    cos = (pred * target).sum(1) / (
-        np.linalg.norm(pred, axis=1) * np.linalg.norm(target, axis=1) + 1e-12
-    )
-    return {"mse": float(((pred - target) ** 2).mean()), "cosine": float(cos.mean())}
-
-
-def sts_spearman(student: Student, pairs: Any) -> float:
-    """Zero-shot STS: Spearman correlation of cosine(student(s1), student(s2)) with gold scores."""
-    from scipy.stats import spearmanr
-
-    first, second = student.encode(pairs.sentence1), student.encode(pairs.sentence2)
-    cos = (first * second).sum(1) / (
-        np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1) + 1e-12
-    )
-    return float(spearmanr(cos, pairs.scores).statistic)
-
-
-# ------------------------------------------------------------------------------------ loop
-
-
-class MetricsLog:
-    """Append-only JSONL; on resume, lines from beyond the checkpoint are dropped first."""
-
-    def __init__(self, path: Path, enabled: bool, resume_step: int):
-        self.path = path
-        self.enabled = enabled
-        if enabled and path.is_file():
-            kept = [
-                line
-                for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= resume_step
-            ]
-            write_file_atomic(path, "".join(f"{line}\n" for line in kept))
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.enabled:
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-
-    def merge(self, record: dict[str, Any]) -> None:
-        """Add the final evaluation to the last step's line, or append it: one line per step."""
-        if not self.enabled:
-            return
-        lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.is_file() else []
-        if lines and json.loads(lines[-1]).get("step") == record["step"]:
-            record = {**json.loads(lines.pop()), **record}
-        lines.append(json.dumps(record))
-        write_file_atomic(self.path, "".join(f"{line}\n" for line in lines))
+# --------------------------------------------------------------------------------- the run
 
 
 def train(cfg: TrainConfig) -> TrainSummary:
@@ -296,20 +103,60 @@ def train(cfg: TrainConfig) -> TrainSummary:
         torch.set_num_threads(cfg.threads)
     ctx = init_distributed(torch.device(cfg.device))
     try:
-        return _train(cfg, ctx)
+        run = _set_up(cfg, ctx)
+        with _progress_bar(run) as bar:
+            _loop(run, bar)
+        return _finish(run)
     finally:
         shutdown(ctx)
 
 
-def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
+# ------------------------------------------------------------------------------- set-up
+
+
+@dataclass
+class _Clock:
+    """Training seconds across resumptions, and the time box (``--time-budget``) if any."""
+
+    budget: float | None  # seconds
+    before: float  # seconds trained before this process started
+    start: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.start
+
+    def progress(self, step: int, total: int) -> float:
+        """The share of training done as the schedule counts it: steps, or time if further."""
+        done = step / total
+        return done if self.budget is None else max(done, self.elapsed() / self.budget)
+
+
+@dataclass
+class _Run:
+    """Everything the loop works with, built once by ``_set_up``."""
+
+    cfg: TrainConfig
+    ctx: DistContext
+    store: ShardStore
+    index: list[ShardIndex]
+    val: ValidationSet
+    sts_pairs: StsPairs | None
+    plan_args: dict[str, int]
+    total_steps: int
+    student: Student
+    model: torch.nn.Module  # the student, wrapped for DDP when several processes train
+    optimizer: torch.optim.Optimizer
+    state: TrainState
+    log: MetricsLog
+    clock: _Clock
+
+
+def _set_up(cfg: TrainConfig, ctx: DistContext) -> _Run:
+    """Check and index the shards, plan the steps, claim ``--out``, build or resume the student."""
     store = ShardStore(cfg.targets)
     embeddings = _check_embeddings(store)
     index, val = scan_shards(store, cfg.val_fraction, cfg.val_rows)
-    sts_pairs = None
-    if cfg.sts_dev is not None:
-        from data.sts import read_sts
-
-        sts_pairs = read_sts(cfg.sts_dev)
+    sts_pairs = None if cfg.sts_dev is None else read_sts(cfg.sts_dev)
     plan_args = {
         "seed": cfg.seed,
         "batch_size": cfg.batch_size,
@@ -319,9 +166,23 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
     total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch(
         index, ctx.world, epoch=0, **plan_args
     )
-    _prepare_out(cfg, ctx)
+    if ctx.is_main:  # the other ranks wait at the barrier until rank 0 has claimed --out
+        prepare_run_dir(cfg)
     barrier(ctx)
+    student = _build_student(cfg, store, embeddings).to(ctx.device)
+    optimizer = _optimizer(student, cfg)
+    state = _resume(cfg, ctx, student, optimizer, total_steps)
+    model = torch.nn.parallel.DistributedDataParallel(student) if ctx.active else student
+    log = MetricsLog(Path(cfg.out) / METRICS, ctx.is_main, state.step)
+    budget = cfg.time_budget * 60 if cfg.time_budget else None
+    return _Run(
+        cfg, ctx, store, index, val, sts_pairs, plan_args, total_steps, student, model,
+        optimizer, state, log, _Clock(budget, state.train_seconds),
+    )  # fmt: skip
 
+
+def _build_student(cfg: TrainConfig, store: ShardStore, embeddings: torch.Tensor) -> Student:
+    """An untrained student shaped like the teacher: its vector width, normalisation, length."""
     torch.manual_seed(cfg.seed)
     teacher = store.manifest["teacher"]
     model_cfg = StudentConfig.from_dict(
@@ -333,179 +194,213 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
             "teacher": teacher,
         }
     )
-    student = Student.untrained(model_cfg, store.tokenizer_dir, embeddings).to(ctx.device)
-    optimizer = _optimizer(student, cfg)
-    state, resume_from = resume_latest(cfg.out, student, optimizer)
-    model: torch.nn.Module = student
-    if ctx.active:
-        model = torch.nn.parallel.DistributedDataParallel(student)
+    return Student.untrained(model_cfg, store.tokenizer_dir, embeddings)
 
-    log = MetricsLog(Path(cfg.out) / METRICS, ctx.is_main, state.step)
+
+def _resume(
+    cfg: TrainConfig,
+    ctx: DistContext,
+    student: Student,
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+) -> TrainState:
+    """Restore the newest checkpoint in ``--out`` into student and optimizer, if there is one."""
+    state, resume_from = resume_latest(cfg.out, student, optimizer)
     if ctx.is_main and resume_from is not None:
         tqdm.write(
             f"resuming from {resume_from.name} (step {state.step} of {total_steps})",
             file=sys.stderr,
         )
-    window = {"start": time.perf_counter(), "sentences": 0, "wait": 0.0, "loss": 0.0, "n": 0}
-    budget = cfg.time_budget * 60 if cfg.time_budget else None
-    run_start, seconds_before = time.perf_counter(), state.train_seconds
+    return state
 
-    def elapsed() -> float:
-        return seconds_before + time.perf_counter() - run_start
 
-    def bar_position() -> int:
-        """Steps done; under a time box, the seconds of the box used, or the share of the steps
-        done if they end the run first (as the LR schedule counts progress)."""
-        if budget is None:
-            return state.step
-        return math.ceil(budget * min(1.0, max(state.step / total_steps, elapsed() / budget)))
+# ------------------------------------------------------------------------------------ loop
 
-    bar = progress_bar(
-        total=total_steps if budget is None else math.ceil(budget),
-        initial=bar_position(),
-        unit="step",
-        desc="train",
-        enabled=cfg.progress and ctx.is_main,
-        seconds=budget is not None,
-    )
 
-    def finished() -> bool:
-        out_of_time = budget is not None and elapsed() >= budget
-        return state.step >= total_steps or any_rank(ctx, out_of_time)
+class _Window:
+    """What happened since the last log line: loss, sentences, and the time spent on data."""
 
-    def evaluate() -> dict[str, Any]:
-        metrics: dict[str, Any] = {f"val_{k}": v for k, v in validate(student, val).items()}
-        if sts_pairs is not None:
-            metrics["sts_spearman"] = sts_spearman(student, sts_pairs)
-        return metrics
+    def __init__(self) -> None:
+        self.reset()
 
-    student.train()
-    while not finished():
-        per_epoch = steps_per_epoch(index, ctx.world, epoch=state.epoch, **plan_args)
+    def reset(self) -> None:
+        self.start, self.sentences, self.wait = time.perf_counter(), 0, 0.0
+        self.loss, self.n = 0.0, 0
+
+    def add(self, sentences: int, loss: float) -> None:
+        self.sentences += sentences
+        self.loss += loss
+        self.n += 1
+
+    def record(self, lr: float) -> dict[str, Any]:
+        """The window's averages as a metrics record; the window starts over."""
+        seconds = max(time.perf_counter() - self.start, 1e-9)
+        record = {
+            "loss": self.loss / max(self.n, 1),
+            "lr": lr,
+            "sentences_per_s": self.sentences / seconds,
+            "data_wait_share": self.wait / seconds,
+        }
+        self.reset()
+        return record
+
+
+def _loop(run: _Run, bar: Any) -> None:
+    """Train from the resumed position, epoch by epoch, until the steps or the time box run out."""
+    state, world, window = run.state, run.ctx.world, _Window()
+    run.student.train()
+    while not _finished(run):
+        per_epoch = steps_per_epoch(run.index, world, epoch=state.epoch, **run.plan_args)
         if state.batch_in_epoch >= per_epoch:
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
             continue
-        plan = plan_epoch(index, epoch=state.epoch, rank=ctx.rank, world=ctx.world, **plan_args)
+        plan = plan_epoch(
+            run.index, epoch=state.epoch, rank=run.ctx.rank, world=world, **run.plan_args
+        )
         loader = BatchLoader(
-            index,
+            run.index,
             plan[state.batch_in_epoch : per_epoch],
-            student.pad_id,
-            cache_shards=cfg.window_shards,
+            run.student.pad_id,
+            cache_shards=run.cfg.window_shards,
         )
         batches = iter(loader)
-        while state.batch_in_epoch < per_epoch and not finished():
+        while state.batch_in_epoch < per_epoch and not _finished(run):
             waited = time.perf_counter()
             batch = next(batches)
-            window["wait"] += time.perf_counter() - waited
-            progress = state.step / total_steps
-            if budget is not None:
-                progress = max(progress, elapsed() / budget)
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(progress, cfg.warmup)
-            pred = model(batch.input_ids.to(ctx.device), batch.attention_mask.to(ctx.device))
-            loss = distill_loss(pred, batch.targets.to(ctx.device), cfg.mse_weight, cfg.cos_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.clip)
-            optimizer.step()
+            window.wait += time.perf_counter() - waited
+            loss = _step(run, batch)
             state.step += 1
             state.batch_in_epoch += 1
-            state.sentences_seen += len(batch) * ctx.world
-            window["sentences"] += len(batch) * ctx.world
-            window["loss"] += float(loss.detach())
-            window["n"] += 1
-            bar.update(bar_position() - bar.n)
-            record: dict[str, Any] = {}
-            if state.step % cfg.log_every == 0 or state.step == total_steps:
-                record = _window_record(window, optimizer.param_groups[0]["lr"])
-                rate = record["sentences_per_s"]
-                steps = {} if budget is None else {"step": state.step}
-                bar.set_postfix(**steps, loss=f"{record['loss']:.4f}", sent_s=f"{rate:.0f}")
-            if ctx.is_main and (state.step % cfg.val_every == 0):
-                record.update(evaluate())
-                student.train()
-            if record:
-                log.write({"step": state.step, "epoch": state.epoch, **record})
-            if state.step % cfg.checkpoint_every == 0:
-                _checkpoint(cfg, ctx, student, optimizer, state, elapsed())
-        del batches
-    bar.close()
+            state.sentences_seen += len(batch) * world
+            window.add(len(batch) * world, loss)
+            bar.update(_bar_position(run) - bar.n)
+            _after_step(run, window, bar)
+        del batches  # stops the loader's reading thread
 
-    state.train_seconds = elapsed()
-    _checkpoint(cfg, ctx, student, optimizer, state, state.train_seconds)
+
+def _finished(run: _Run) -> bool:
+    budget = run.clock.budget
+    out_of_time = budget is not None and run.clock.elapsed() >= budget
+    return run.state.step >= run.total_steps or any_rank(run.ctx, out_of_time)
+
+
+def _step(run: _Run, batch: TrainBatch) -> float:
+    """One optimizer step at the scheduled learning rate; returns the batch's loss."""
+    cfg, device = run.cfg, run.ctx.device
+    factor = lr_factor(run.clock.progress(run.state.step, run.total_steps), cfg.warmup)
+    for group in run.optimizer.param_groups:
+        group["lr"] = cfg.lr * factor
+    pred = run.model(batch.input_ids.to(device), batch.attention_mask.to(device))
+    loss = distill_loss(pred, batch.targets.to(device), cfg.mse_weight, cfg.cos_weight)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.student.parameters(), cfg.clip)
+    run.optimizer.step()
+    return float(loss.detach())
+
+
+def _after_step(run: _Run, window: _Window, bar: Any) -> None:
+    """Log every ``log_every`` steps, evaluate every ``val_every``, checkpoint every
+    ``checkpoint_every``."""
+    cfg, step = run.cfg, run.state.step
+    record: dict[str, Any] = {}
+    if step % cfg.log_every == 0 or step == run.total_steps:
+        record = window.record(run.optimizer.param_groups[0]["lr"])
+        steps = {} if run.clock.budget is None else {"step": step}
+        rate = record["sentences_per_s"]
+        bar.set_postfix(**steps, loss=f"{record['loss']:.4f}", sent_s=f"{rate:.0f}")
+    if run.ctx.is_main and step % cfg.val_every == 0:
+        record.update(_evaluate(run))
+        run.student.train()
+    if record:
+        run.log.write({"step": step, "epoch": run.state.epoch, **record})
+    if step % cfg.checkpoint_every == 0:
+        _checkpoint(run, run.clock.elapsed())
+
+
+def _progress_bar(run: _Run) -> Any:
+    """Steps done; under a time box, the seconds of the box used."""
+    budget = run.clock.budget
+    return progress_bar(
+        total=run.total_steps if budget is None else math.ceil(budget),
+        initial=_bar_position(run),
+        unit="step",
+        desc="train",
+        enabled=run.cfg.progress and run.ctx.is_main,
+        seconds=budget is not None,
+    )
+
+
+def _bar_position(run: _Run) -> int:
+    """Steps done; under a time box, the seconds of the box used, or the share of the steps
+    done if they end the run first (as the LR schedule counts progress)."""
+    budget = run.clock.budget
+    if budget is None:
+        return run.state.step
+    return math.ceil(budget * min(1.0, run.clock.progress(run.state.step, run.total_steps)))
+
+
+def _evaluate(run: _Run) -> dict[str, Any]:
+    metrics: dict[str, Any] = {f"val_{k}": v for k, v in validate(run.student, run.val).items()}
+    if run.sts_pairs is not None:
+        metrics["sts_spearman"] = sts_spearman(run.student, run.sts_pairs)
+    return metrics
+
+
+def _checkpoint(run: _Run, seconds: float) -> None:
+    run.state.train_seconds = seconds
+    if run.ctx.is_main:
+        cfg = run.cfg
+        save_checkpoint(cfg.out, run.student, run.optimizer, run.state, cfg.keep_checkpoints)
+    barrier(run.ctx)
+
+
+# ------------------------------------------------------------------------------- finishing
+
+
+def _finish(run: _Run) -> TrainSummary:
+    """Checkpoint, evaluate, and save the student with its training summary and model card."""
+    state = run.state
+    _checkpoint(run, run.clock.elapsed())
     summary: dict[str, Any] = {}
-    if ctx.is_main:
-        final = evaluate()
-        log.merge({"step": state.step, "epoch": state.epoch, **final})
-        summary = _summary(cfg, ctx, store, student, state, val, final, sts_pairs)
-        public = portable({**student.config.to_dict(), "training": summary})  # no local paths
+    if run.ctx.is_main:
+        final = _evaluate(run)
+        run.log.merge({"step": state.step, "epoch": state.epoch, **final})
+        summary = _summary(run, final)
+        public = portable({**run.student.config.to_dict(), "training": summary})  # no local paths
         card = model_card(public, public["training"])
-        student.save_pretrained(cfg.out, summary=summary, card=card)
-    barrier(ctx)
-    return TrainSummary(Path(cfg.out), state.step, summary)
+        run.student.save_pretrained(run.cfg.out, summary=summary, card=card)
+    barrier(run.ctx)
+    return TrainSummary(Path(run.cfg.out), state.step, summary)
 
 
-def _window_record(window: dict[str, Any], lr: float) -> dict[str, Any]:
-    seconds = max(time.perf_counter() - window["start"], 1e-9)
-    record = {
-        "loss": window["loss"] / max(window["n"], 1),
-        "lr": lr,
-        "sentences_per_s": window["sentences"] / seconds,
-        "data_wait_share": window["wait"] / seconds,
-    }
-    window.update(start=time.perf_counter(), sentences=0, wait=0.0, loss=0.0, n=0)
-    return record
-
-
-def _checkpoint(
-    cfg: TrainConfig,
-    ctx: DistContext,
-    student: Student,
-    optimizer: torch.optim.Optimizer,
-    state: TrainState,
-    seconds: float,
-) -> None:
-    state.train_seconds = seconds
-    if ctx.is_main:
-        save_checkpoint(cfg.out, student, optimizer, state, cfg.keep_checkpoints)
-    barrier(ctx)
-
-
-def _summary(
-    cfg: TrainConfig,
-    ctx: DistContext,
-    store: ShardStore,
-    student: Student,
-    state: TrainState,
-    val: ValidationSet,
-    final: dict[str, Any],
-    sts_pairs: Any,
-) -> dict[str, Any]:
+def _summary(run: _Run, final: dict[str, Any]) -> dict[str, Any]:
+    cfg, store, state = run.cfg, run.store, run.state
     seconds = state.train_seconds
     summary: dict[str, Any] = {
         "targets": str(store.directory),
         "corpus_rows": store.rows,
         "corpus_sha256": store.manifest["corpus"]["sha256"],
         "corpus_dataset": store.manifest["corpus"].get("dataset"),  # encode --dataset
-        "validation_rows": len(val),
-        "parameters": student.num_parameters(),
+        "validation_rows": len(run.val),
+        "parameters": run.student.num_parameters(),
         "steps": state.step,
         "epochs_started": state.epoch + 1,
         "sentences_seen": state.sentences_seen,
         "train_seconds": seconds,
         "sentences_per_second": state.sentences_seen / seconds if seconds > 0 else None,
-        "world_size": ctx.world,
+        "world_size": run.ctx.world,
         "loss_spec": f"{cfg.mse_weight} × MSE + {cfg.cos_weight} × (1 − cosine)",
         "optimizer": f"AdamW lr {cfg.lr}, weight decay {cfg.weight_decay}, warmup "
         f"{cfg.warmup:.0%}, linear decay, clip {cfg.clip}, batch {cfg.batch_size}",
         "seed": cfg.seed,
         "validation": {k.removeprefix("val_"): v for k, v in final.items() if k.startswith("val_")},
     }
-    if sts_pairs is not None and "sts_spearman" in final:
+    if run.sts_pairs is not None and "sts_spearman" in final:
         summary["sts_dev"] = {
-            "name": sts_pairs.name,
-            "path": str(sts_pairs.path),
+            "name": run.sts_pairs.name,
+            "path": str(run.sts_pairs.path),
             "spearman": final["sts_spearman"],
         }
     if math.isnan(summary["validation"].get("cosine", 0.0)):

@@ -8,7 +8,6 @@ student and its teacher come out of the same command and the same code path. GLU
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +16,11 @@ from typing import Any
 import numpy as np
 
 from data.errors import PipelineError
-from data.progress import progress_bar
+from stage2_train.layout import is_student_dir
 
 STUDENT = "student"
 TEACHER = "teacher"
 SCRATCH = "scratch"
-STUDENT_FILES = ("config.json", "model.safetensors")
-
-
-def is_student_dir(path: str | Path) -> bool:
-    """A Contract-2 directory: config + safetensors weights + its own ``tokenizer/`` folder."""
-    path = Path(path)
-    return all((path / name).is_file() for name in STUDENT_FILES) and (path / "tokenizer").is_dir()
 
 
 def model_kind(spec: str, *, scratch: bool = False) -> str:
@@ -96,20 +88,3 @@ def load_encoder(
     model = Teacher(None if spec == TEACHER else spec, device=device)
     model.pack_for_inference()  # the baseline runs as fast as stage 1 makes it
     return Encoder(spec, TEACHER, model, batch_size)
-
-
-def encode_timed(
-    encoder: Encoder, texts: Sequence[str], *, chunk: int = 4096, desc: str = "encode"
-) -> tuple[np.ndarray, float]:
-    """Vectors for ``texts`` with a progress bar, and the seconds spent in the encoder."""
-    parts, seconds = [], 0.0
-    with progress_bar(total=len(texts), desc=desc, unit="sent", enabled=len(texts) > chunk) as bar:
-        for start in range(0, len(texts), chunk):
-            batch = texts[start : start + chunk]
-            begin = time.perf_counter()
-            parts.append(encoder.encode(batch))
-            seconds += time.perf_counter() - begin
-            bar.update(len(batch))
-    if not parts:
-        return encoder.encode([]), 0.0
-    return np.concatenate(parts), seconds

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import PipelineError
-from data.progress import progress_bar
+from data.progress import encode_timed, progress_bar
 from data.shards import ShardStore, is_validation, read_shard
-from stage3_eval.encoders import Encoder, encode_timed
+from stage2_train.config import TrainConfig
+from stage2_train.layout import TRAIN_CONFIG
+from stage3_eval.encoders import Encoder
 from stage3_eval.knn import (
     DEFAULT_INDEX_KIND,
     build_index,
@@ -39,8 +41,6 @@ def resolve_fraction(explicit: float | None, encoder: Encoder) -> float:
     Probing a student on exactly the rows it held out is what makes the probe honest, so a
     student trained with another ``--val-fraction`` is probed on its own held-out rows.
     """
-    from stage2_train.train import TRAIN_CONFIG, TrainConfig
-
     if explicit is not None:
         return explicit
     recorded = Path(encoder.label) / TRAIN_CONFIG
@@ -127,7 +127,7 @@ def mean_cosine(model_vectors: np.ndarray, teacher_vectors: np.ndarray) -> float
 def run_probe(
     encoder: Encoder, held: HeldOut, ks=DEFAULT_KS, index_kind: str = DEFAULT_INDEX_KIND
 ) -> ProbeScore:
-    vectors, seconds = encode_timed(encoder, held.texts, desc="probe encode")
+    vectors, seconds = encode_timed(encoder.encode, held.texts, desc="probe encode")
     return ProbeScore(
         rows=len(held.texts),
         recall=knn_recall(vectors, held.targets, ks, index_kind),

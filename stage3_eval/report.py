@@ -14,186 +14,35 @@ when this command made it, so a failed or mistaken run leaves the folder as it w
 from __future__ import annotations
 
 import html
-import json
 import math
-import os
-import sys
 import time
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from data.errors import PipelineError
-from data.files import os_errors, remove, temporary_sibling
-from stage3_eval.results import RESULTS_JSON, Result, load_results
+from data.files import atomic_path, os_errors
+from stage3_eval.report_data import (
+    RunData,
+    gather,
+    glue_scores,
+    model_kind,
+    probe_scores,
+    short,
+    speeds,
+    sts_scores,
+)
+from stage3_eval.results import Result
 
-METRICS_JSONL = "metrics.jsonl"
 CURVES = (
     ("loss", "training loss"),
     ("val_cosine", "validation cosine"),
     ("sts_spearman", "STS-B dev Spearman"),
 )
-GLUE_BENCHMARK = "glue"  # what ``pipeline eval glue`` puts in ``extra["benchmark"]``
 TITLE = "SRA-Distill report"
 PNG_MARK = "SRA-Distill pipeline report"  # the PNG "Software" text: a figure this command made
-
-
-@dataclass
-class RunData:
-    """Everything gathered from the run directories, de-duplicated."""
-
-    results: list[Result] = field(default_factory=list)
-    curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    students: dict[str, dict[str, Any]] = field(default_factory=dict)
-    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PipelineError(f"{path}: unreadable JSON ({exc})") from None
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise PipelineError(f"{path}:{number}: not a JSON line") from None
-    return records
-
-
-def _files(run_dirs: Iterable[Path], name: str) -> list[Path]:
-    found = set()
-    for directory in run_dirs:
-        found.update(p for p in Path(directory).rglob(name) if "checkpoints" not in p.parts)
-    return sorted(found)
-
-
-def gather(run_dirs: list[Path]) -> RunData:
-    """Read every results file, metrics log, student config and shard manifest under the dirs."""
-    for directory in run_dirs:
-        if not Path(directory).is_dir():
-            raise PipelineError(f"{directory}: no such run directory")
-    data = RunData()
-    merged: dict[tuple, Result] = {}
-    for path in _files(run_dirs, RESULTS_JSON):
-        try:
-            entries = load_results(path)
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise PipelineError(f"{path}: not a results file ({exc})") from None
-        for number, r in enumerate(entries, start=1):
-            _check_result(path, number, r)
-            merged[(*r.key(), r.data)] = r
-    data.results = sorted(merged.values(), key=lambda r: (r.task, r.model, r.metric, r.seed or 0))
-    for path in _files(run_dirs, METRICS_JSONL):
-        records = [r for r in _read_jsonl(path) if isinstance(r, dict) and "step" in r]
-        if records:
-            data.curves[str(path.parent)] = records
-    for path in _files(run_dirs, "config.json"):
-        if (path.parent / "model.safetensors").is_file() and (path.parent / "tokenizer").is_dir():
-            config = _read_json(path)
-            if isinstance(config, dict):
-                data.students[str(path.parent)] = config
-    for path in _files(run_dirs, "manifest.json"):
-        manifest = _read_json(path)
-        if isinstance(manifest, dict) and "teacher" in manifest and "shards" in manifest:
-            if _usable_manifest(manifest):
-                data.manifests[str(path.parent)] = manifest
-            else:
-                print(f"warning: {path}: incomplete shard manifest, not counted", file=sys.stderr)
-    return data
-
-
-def _check_result(path: Path, number: int, r: Result) -> None:
-    """Refuse an entry that cannot be tabulated or plotted, naming the file and the entry."""
-    problem = None
-    if not all(isinstance(t, str) for t in (r.task, r.metric, r.model, r.data)):
-        problem = "task, metric, model and data must be strings"
-    elif not isinstance(r.value, (int, float)) or isinstance(r.value, bool):
-        problem = f"value {r.value!r} is not a number"
-    elif not (r.seed is None or isinstance(r.seed, int)):
-        problem = f"seed {r.seed!r} is not an integer"
-    elif not isinstance(r.extra, dict):
-        problem = "extra is not an object"
-    if problem:
-        raise PipelineError(f"{path}: entry {number} ({r.task}, {r.metric}): {problem}")
-
-
-def _usable_manifest(manifest: dict[str, Any]) -> bool:
-    teacher, records = manifest["teacher"], manifest["shards"]
-    return (
-        isinstance(teacher, dict)
-        and isinstance(teacher.get("name_or_path"), str)
-        and isinstance(records, dict)
-        and all(isinstance(r, dict) and isinstance(r.get("rows"), int) for r in records.values())
-    )
-
-
-def short(label: str) -> str:
-    """A model label fit for a legend: the last two parts of a path."""
-    parts = Path(label).parts
-    return "/".join(parts[-2:]) if len(parts) > 2 else label
-
-
-def _kind(data: RunData, model: str) -> str:
-    kinds = {r.extra.get("kind") for r in data.results if r.model == model}
-    return "teacher" if "teacher" in kinds or model == "teacher" else "student"
-
-
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else float("nan")
-
-
-def speeds(data: RunData) -> dict[str, float]:
-    """Sentences/s per model: the measurement over the most sentences wins."""
-    best: dict[str, tuple[int, float]] = {}
-    for r in data.results:
-        if r.task == "encode-speed":
-            size = int(r.extra.get("sentences", 0))
-            if r.model not in best or size > best[r.model][0]:
-                best[r.model] = (size, r.value)
-    return {model: value for model, (_, value) in best.items()}
-
-
-def sts_scores(data: RunData, metric: str = "spearman") -> dict[str, dict[str, float]]:
-    """``{dataset: {model: value}}`` of the zero-shot STS results."""
-    table: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in data.results:
-        if r.task.startswith("sts:") and r.metric == metric:
-            table[r.task.removeprefix("sts:")][r.model] = r.value
-    return dict(table)
-
-
-def probe_scores(data: RunData) -> dict[str, dict[str, float]]:
-    """``{metric: {model: value}}`` of the kNN probe (recall@k, mean cosine)."""
-    table: dict[str, dict[str, float]] = defaultdict(dict)
-    for r in data.results:
-        if r.task == "knn-probe":
-            table[r.metric][r.model] = r.value
-    return dict(sorted(table.items(), key=lambda kv: (kv[0] == "mean_cosine", len(kv[0]), kv[0])))
-
-
-def glue_scores(data: RunData) -> dict[str, dict[str, float]]:
-    """``{task: {model: score}}``: per task the mean of its metrics, averaged over seeds."""
-    cells: dict[tuple[str, str], dict[int | None, list[float]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for r in data.results:
-        if r.extra.get("benchmark") == GLUE_BENCHMARK and "glue_task" in r.extra:
-            cells[(r.task, r.model)][r.seed].append(r.value)
-    table: dict[str, dict[str, float]] = defaultdict(dict)
-    for (task, model), per_seed in sorted(cells.items()):
-        table[task][model] = _mean([_mean(values) for values in per_seed.values()])
-    return dict(table)
 
 
 def _models(table: dict[str, dict[str, float]]) -> list[str]:
@@ -258,7 +107,7 @@ def _speed_quality_figure(data: RunData, speed: dict[str, float], sts: dict[str,
     fig, ax = plt.subplots(figsize=(6, 4))
     for model in _models({"": sts}):
         if model in speed:
-            marker = "s" if _kind(data, model) == "teacher" else "o"
+            marker = "s" if model_kind(data, model) == "teacher" else "o"
             ax.scatter(speed[model], sts[model], marker=marker, s=60)
             ax.annotate(
                 short(model),
@@ -314,7 +163,7 @@ def figures(data: RunData) -> dict[str, tuple[str, Any]]:
 
 
 def _student_label(data: RunData) -> str | None:
-    students = sorted({r.model for r in data.results if _kind(data, r.model) == "student"})
+    students = sorted({r.model for r in data.results if model_kind(data, r.model) == "student"})
     return students[0] if students else next(iter(data.students), None)
 
 
@@ -354,7 +203,7 @@ def summary_lines(data: RunData) -> list[str]:
     encoded = f"rows encoded: {rows:,}" + (f" (teacher {', '.join(teachers)})" if teachers else "")
     student = _student_label(data)
     speed = speeds(data)
-    teacher_speeds = [v for m, v in speed.items() if _kind(data, m) == "teacher"]
+    teacher_speeds = [v for m, v in speed.items() if model_kind(data, m) == "teacher"]
     if student in speed and teacher_speeds:
         ratio = speed[student] / max(teacher_speeds)
         speedup = (
@@ -379,7 +228,7 @@ def summary_lines(data: RunData) -> list[str]:
         knn = "kNN recall@10: n/a (run pipeline eval probe)"
     sts_lines = []
     for name, row in sts_scores(data).items():
-        teacher = next((v for m, v in row.items() if _kind(data, m) == "teacher"), None)
+        teacher = next((v for m, v in row.items() if model_kind(data, m) == "teacher"), None)
         if student in row:
             share = (
                 f", {100 * row[student] / teacher:.0f}% of the teacher's {teacher:.3f}"
@@ -467,17 +316,18 @@ def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
         )
     summary = summary_lines(data)
     plots = figures(data)
-    written: dict[Path, Path] = {}  # final path -> temporary path, renamed once all are written
     sections = []
     try:
         _check_replaceable(out, list(plots))
         with os_errors(out.parent, "cannot write the report in"):
             out.parent.mkdir(parents=True, exist_ok=True)
+        # Every file is renamed into place only once all are written (the page last).
+        with ExitStack() as renames:
+            page = renames.enter_context(atomic_path(out))
             for name, (caption, fig) in plots.items():
-                written[out.parent / name] = temporary_sibling(out.parent / name)
                 fig.tight_layout()
                 fig.savefig(
-                    written[out.parent / name],
+                    renames.enter_context(atomic_path(out.parent / name)),
                     format="png",
                     dpi=110,
                     bbox_inches="tight",
@@ -485,12 +335,7 @@ def write_report(run_dirs: list[Path], out: Path) -> tuple[Path, list[str]]:
                 )
                 plt.close(fig)
                 sections.append(f"<h2>{html.escape(caption)}</h2><img src='{name}' alt='{name}'>")
-            written[out] = temporary_sibling(out)
-            written[out].write_text(_page(run_dirs, summary, sections, data), encoding="utf-8")
-            for final, tmp in written.items():
-                os.replace(tmp, final)
+            page.write_text(_page(run_dirs, summary, sections, data), encoding="utf-8")
     finally:
-        for tmp in written.values():
-            remove(tmp)
         plt.close("all")
     return out, summary

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data import files
+
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
 
@@ -45,15 +47,14 @@ def load_results(path: Path) -> list[Result]:
 def write_results(out_dir: Path, results: list[Result]) -> Path:
     """Merge ``results`` into ``out_dir/results.json`` (same key replaces) and rewrite the table."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with files.os_errors(out_dir, "cannot create"):
+        out_dir.mkdir(parents=True, exist_ok=True)
     merged = {r.key(): r for r in load_results(out_dir)}
     merged.update({r.key(): r for r in results})
     entries = sorted(merged.values(), key=lambda r: (r.task, r.model, r.metric, r.seed or 0))
     path = out_dir / RESULTS_JSON
-    tmp = path.with_name(f".{RESULTS_JSON}.tmp")
-    tmp.write_text(json.dumps([asdict(r) for r in entries], indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    (out_dir / RESULTS_MD).write_text(markdown_table(entries), encoding="utf-8")
+    files.write_text(path, json.dumps([asdict(r) for r in entries], indent=2) + "\n")
+    files.write_text(out_dir / RESULTS_MD, markdown_table(entries))
     return path
 
 

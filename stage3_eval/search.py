@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ import numpy as np
 
 from data.corpus import fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
+from data.files import atomic_path, earlier_output
 from data.progress import progress_bar
 from stage3_eval.encoders import TEACHER, Encoder
 from stage3_eval.knn import DEFAULT_INDEX_KIND, ivf_lists, new_index, normalize
@@ -156,10 +155,9 @@ def build_index_dir(
         raise PipelineError(
             f"{out} holds another index (other model, corpus or kind); use --overwrite"
         )
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
         writer = _Writer(tmp, kind, encoder.dim, corpus_id.lines)
         seconds = 0.0
         with progress_bar(total=corpus_id.lines, desc="index", unit="line") as bar:
@@ -187,11 +185,6 @@ def build_index_dir(
         write_results(tmp, [speed])
         if existing is not None:
             print(f"--overwrite: replacing the index in {out}", file=sys.stderr)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return summary
 
 
@@ -201,11 +194,9 @@ def _existing_index(out: Path) -> dict[str, Any] | None:
     Any other content (a file, a folder without an index's ``meta.json``) is refused whatever
     ``--overwrite`` says: it only ever replaces an index this command wrote.
     """
-    if out.exists() and not out.is_dir():
-        raise PipelineError(f"{out}: exists and is not a directory; use another --out")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not earlier_output(out, META_FILE, "an index directory"):
         return None
-    meta = _read_json(out / META_FILE) if (out / META_FILE).is_file() else None
+    meta = _read_json(out / META_FILE)
     if not (isinstance(meta, dict) and {"model", "kind", "dim"} <= set(meta)):
         raise PipelineError(
             f"{out}: not empty and not an index directory; use another --out "

@@ -9,11 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-import numpy as np
-from scipy.stats import pearsonr, spearmanr
-
-from data.sts import StsPairs
-from stage3_eval.encoders import Encoder, encode_timed
+from data.progress import encode_timed
+from data.sts import StsPairs, zero_shot
+from stage3_eval.encoders import Encoder
 from stage3_eval.results import Result
 
 
@@ -31,26 +29,22 @@ class StsScore:
         return self.sentences / self.seconds if self.seconds > 0 else 0.0
 
 
-def cosine_scores(encoder: Encoder, pairs: StsPairs) -> tuple[np.ndarray, int, float]:
-    """Cosine per pair, the number of distinct sentences encoded, and the encoding seconds."""
-    unique = list(dict.fromkeys(pairs.sentence1 + pairs.sentence2))
-    vectors, seconds = encode_timed(encoder, unique, desc=f"sts {pairs.name}")
-    vectors = vectors.astype(np.float64)  # near-equal cosines must rank the same every time
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    row = {text: i for i, text in enumerate(unique)}
-    first = vectors[[row[t] for t in pairs.sentence1]]
-    second = vectors[[row[t] for t in pairs.sentence2]]
-    return np.einsum("ij,ij->i", first, second), len(unique), seconds
-
-
 def evaluate_sts(encoder: Encoder, pairs: StsPairs) -> StsScore:
-    cosines, sentences, seconds = cosine_scores(encoder, pairs)
+    """``data.sts.zero_shot`` with ``encoder``, timed (the seconds spent encoding)."""
+    seconds = 0.0
+
+    def encode(texts):
+        nonlocal seconds
+        vectors, seconds = encode_timed(encoder.encode, texts, desc=f"sts {pairs.name}")
+        return vectors
+
+    score = zero_shot(pairs, encode)
     return StsScore(
         data=str(pairs.path),
         pairs=len(pairs),
-        pearson=float(pearsonr(cosines, pairs.scores)[0]),
-        spearman=float(spearmanr(cosines, pairs.scores)[0]),
-        sentences=sentences,
+        pearson=score.pearson,
+        spearman=score.spearman,
+        sentences=score.sentences,
         seconds=seconds,
     )
 

@@ -22,7 +22,7 @@ import pytest
 from safetensors.torch import load_file
 
 from data import shards
-from stage2_train.checkpoint import CHECKPOINTS
+from stage2_train.layout import CHECKPOINTS
 from tests.stage2_helpers import TINY_ARCH, copy_shards, make_tiny_shards, run_cli, train_cli
 
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data import shards
+from data import manifest, shards
 from data.errors import PipelineError
 
 
@@ -23,7 +23,7 @@ def _data(rows: int, dim: int = 4) -> shards.ShardData:
 
 def _manifest(count: int = 2) -> dict:
     return {
-        "format_version": shards.FORMAT_VERSION,
+        "format_version": manifest.FORMAT_VERSION,
         "teacher": {
             "name_or_path": "t",
             "weights_sha256": "w",
@@ -42,14 +42,14 @@ def _manifest(count: int = 2) -> dict:
 
 def _write(directory: Path, index: int, rows: int = 5) -> Path:
     name = shards.shard_name(index, 2)
-    attrs = shards.shard_attrs(_manifest())
+    attrs = manifest.shard_attrs(_manifest())
     record = shards.write_shard(directory, name, _data(rows), attrs, "float16")
-    shards.record_shard(directory, record)
+    manifest.record_shard(directory, record)
     return directory / name
 
 
 def test_round_trip_and_no_temporaries(tmp_path: Path) -> None:
-    shards.init_manifest(tmp_path, _manifest())
+    manifest.init_manifest(tmp_path, _manifest())
     path = _write(tmp_path, 0)
     back = shards.read_shard(path)
     original = _data(5)
@@ -61,7 +61,7 @@ def test_round_trip_and_no_temporaries(tmp_path: Path) -> None:
 
 
 def test_verify_reports_missing_then_ok(tmp_path: Path) -> None:
-    shards.init_manifest(tmp_path, _manifest())
+    manifest.init_manifest(tmp_path, _manifest())
     _write(tmp_path, 0)
     report = shards.verify(tmp_path)
     assert report.missing == ["shard-00001-of-00002.h5"] and not report.ok
@@ -72,7 +72,7 @@ def test_verify_reports_missing_then_ok(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_verify_and_store_detect_damage(tmp_path: Path, damage: str) -> None:
-    shards.init_manifest(tmp_path, _manifest())
+    manifest.init_manifest(tmp_path, _manifest())
     path = _write(tmp_path, 0)
     _write(tmp_path, 1)
     raw = bytearray(path.read_bytes())
@@ -88,12 +88,12 @@ def test_verify_and_store_detect_damage(tmp_path: Path, damage: str) -> None:
 
 
 def test_other_run_is_refused_with_the_field_named(tmp_path: Path) -> None:
-    shards.init_manifest(tmp_path, _manifest())
+    manifest.init_manifest(tmp_path, _manifest())
     other = _manifest()
     other["teacher"] = {**other["teacher"], "name_or_path": "other-teacher"}
     with pytest.raises(PipelineError, match=r"teacher\.name_or_path"):
-        shards.init_manifest(tmp_path, other)
-    shards.init_manifest(tmp_path, _manifest())  # the same run is welcome
+        manifest.init_manifest(tmp_path, other)
+    manifest.init_manifest(tmp_path, _manifest())  # the same run is welcome
 
 
 def test_validation_rows_are_deterministic_and_near_fraction() -> None:

@@ -185,3 +185,28 @@ def test_embedded_teacher_on_real_sts_b_dev(glue_dir, embedded_teacher_dir, tmp_
     entries = json.loads((tmp_path / "results.json").read_text())
     spearman = next(e["value"] for e in entries if e["metric"] == "spearman")
     assert spearman == pytest.approx(0.867, abs=0.005)  # the teacher's published STS-B dev figure
+
+
+def test_training_validation_reports_what_eval_sts_reports(tmp_path, tiny_teacher_dir):
+    """`pipeline train --sts-dev F` logs the Spearman `pipeline eval sts --data F` measures."""
+    from tests.stage2_helpers import make_tiny_shards, train_cli
+
+    rows = pair_rows()
+    # Pairs of one sentence twice have cosines within rounding of 1: their order (so Spearman)
+    # depends on how the vectors are computed, which is what must not differ between the two.
+    rows += [(first, first, score) for first, _, score in rows]
+    sts = write_glue(tmp_path / "STS-B" / "dev.tsv", rows)
+    shards = make_tiny_shards(tmp_path / "shards", tiny_teacher_dir, lines=80)
+    student = tmp_path / "student"
+    trained = train_cli(shards, student, "--max-steps", "6", "--sts-dev", sts)
+    assert trained.exit_code == 0, trained.output
+    logged = json.loads((student / "metrics.jsonl").read_text().splitlines()[-1])["sts_spearman"]
+    summary = json.loads((student / "config.json").read_text())["training"]["sts_dev"]
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(
+        main, ["eval", "sts", "--model", str(student), "--data", str(sts), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    entries = json.loads((out / "results.json").read_text())
+    measured = next(e["value"] for e in entries if e["metric"] == "spearman")
+    assert logged == summary["spearman"] == measured

@@ -21,11 +21,18 @@ from data import files
 from data.batching import pad_batch
 from data.errors import PipelineError
 
+# A fine-tuned folder: the encoder (a student directory or a Hugging Face model), the head's
+# weights, and glue.json (task, encoder kind, head shape), written last.
 HEAD_FILE = "head.safetensors"
 META_FILE = "glue.json"
 ENCODER_DIR = "encoder"
 HEAD_HIDDEN = 512  # units of the head's hidden layer
 HEAD_DROPOUT = 0.1
+
+
+def is_finetuned_dir(folder: Path) -> bool:
+    """A folder ``save_finetuned`` completed: it has ``glue.json``, which is written last."""
+    return (Path(folder) / META_FILE).is_file()
 
 
 class GlueHead(nn.Module):
@@ -144,7 +151,7 @@ def save_finetuned(model: GlueModel, folder: Path, meta: dict[str, Any]) -> None
 def load_finetuned(folder: Path, device: torch.device | str = "cpu") -> tuple[GlueModel, dict]:
     """A model written by :func:`save_finetuned`, in eval mode, and its metadata."""
     meta_path = folder / META_FILE
-    if not meta_path.is_file():
+    if not is_finetuned_dir(folder):
         raise PipelineError(
             f"{folder}: not a fine-tuned GLUE model (no {META_FILE}); "
             "make one with pipeline eval glue --save-finetuned"

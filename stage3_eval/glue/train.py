@@ -10,14 +10,15 @@ epochs, so the dev sets that are reported are never looked at while training.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data.batching import token_budget_batches
+from data.batching import length_grouped, sized_batches, token_budget_batches
 from data.progress import progress_bar
-from stage2_train.optim import adamw
+from stage2_train.optim import adamw, step_schedule
 from stage3_eval.glue.augment import NO_LABEL
 from stage3_eval.glue.encoders import BILSTM_LR
 from stage3_eval.glue.model import GlueModel
@@ -62,19 +63,11 @@ def tokenize(encoder, text_a: list[str], text_b: list[str] | None) -> Tokenized:
 def training_batches(
     lengths: list[int], batch_size: int, rng: np.random.Generator, pool: int = 50
 ) -> list[np.ndarray]:
-    """Shuffled batches of similar-length rows: sort windows of ``pool`` batches by length.
-
-    Random enough for SGD, but a batch pads to rows of near equal length, which makes both
-    the LSTM and the transformer several times faster than uniformly random batches.
-    """
+    """Shuffled batches of similar-length rows, length-grouped in windows of ``pool`` batches."""
     order = rng.permutation(len(lengths))
-    lengths_arr = np.asarray(lengths)
-    batches: list[np.ndarray] = []
-    window = batch_size * pool
-    for start in range(0, len(order), window):
-        chunk = order[start : start + window]
-        chunk = chunk[np.argsort(lengths_arr[chunk], kind="stable")]
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    group = partial(sized_batches, batch_size=batch_size)
+    chunks = length_grouped(order, np.asarray(lengths)[order], batch_size * pool, group)
+    batches = [batch for chunk in chunks for batch in chunk]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -84,17 +77,6 @@ def _optimizer(model: GlueModel, config: FineTuneConfig) -> torch.optim.Optimize
         encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
         groups.append({"params": encoder_params, "lr": config.lr})
     return adamw(groups, weight_decay=config.weight_decay)
-
-
-def _schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: float):
-    warm = max(1, int(steps * warmup))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (steps - step) / max(1, steps - warm))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def batch_loss(
@@ -142,7 +124,7 @@ def fine_tune(
     rng = np.random.default_rng(seed)
     steps_per_epoch = -(-len(data) // config.batch_size)
     optimizer = _optimizer(model, config)
-    scheduler = _schedule(optimizer, config.epochs * steps_per_epoch, config.warmup)
+    scheduler = step_schedule(optimizer, config.epochs * steps_per_epoch, config.warmup)
     label_tensor = torch.as_tensor(labels, dtype=torch.float32 if regression else torch.long)
     target_tensor = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
     params = [p for group in optimizer.param_groups for p in group["params"]]

@@ -1,0 +1,185 @@
+"""The shard directory's ``manifest.json``: its schema, and the only code that reads or writes it.
+
+The manifest records what made the shards (teacher, tokenizer, corpus, format) and, per shard,
+its rows and sha256. Array tasks of one encoding share it, so it is only written under an
+exclusive lock (``init_manifest``, ``record_shard``), atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from data import files
+from data.errors import PipelineError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DTYPES = ("float16", "float32")  # how the teacher vectors may be stored
+
+# Keys of the manifest that must agree for two runs to write into the same directory.
+IDENTITY_KEYS = ("format_version", "teacher", "tokenizer", "corpus", "shard_size", "dtype", "dedup")
+# Manifest keys copied into every shard's attributes when it is written.
+SHARD_ATTRS = (
+    "format_version",
+    "teacher",
+    "tokenizer",
+    "corpus",
+    "dtype",
+    "shard_size",
+    "num_shards",
+    "dedup",
+)
+# Every recorded field that changes a stored vector, its token ids or which texts a shard holds.
+# A shard's attributes must agree with the manifest on each one the manifest records
+# (``teacher.vocab_size`` and ``tokenizer.sha256`` are absent from manifests written before
+# they were recorded; such directories stay readable without those two checks).
+VECTOR_FIELDS = (
+    "format_version",
+    "teacher.weights_sha256",
+    "teacher.pooling",
+    "teacher.normalize",
+    "teacher.max_length",
+    "teacher.hidden_size",
+    "teacher.vocab_size",
+    "tokenizer.sha256",
+    "dtype",
+    "corpus.sha256",
+    "shard_size",
+    "num_shards",
+    "dedup",
+)
+# What a manifest must hold, with its type; anything missing is refused in one line.
+REQUIRED = {
+    "format_version": int,
+    "teacher.name_or_path": str,
+    "teacher.weights_sha256": str,
+    "teacher.hidden_size": int,
+    "teacher.pooling": str,
+    "teacher.normalize": bool,
+    "teacher.max_length": int,
+    "corpus.paths": list,
+    "corpus.sha256": str,
+    "corpus.lines": int,
+    "dtype": str,
+    "shard_size": int,
+    "num_shards": int,
+    "dedup": bool,
+    "shards": dict,
+}
+MISSING = object()  # what field_value returns for an absent key
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON through a temporary file and rename, so readers never see half a file."""
+    files.write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest, checked to hold every key (of the right type) that readers rely on."""
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise PipelineError(f"{directory}: not a shard directory (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{path}: corrupt manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise PipelineError(f"{path}: corrupt manifest (not a JSON object)")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise PipelineError(
+            f"{path}: shard format {manifest.get('format_version')!r}, expected {FORMAT_VERSION}"
+        )
+    check_manifest(path, manifest)
+    return manifest
+
+
+def field_value(record: dict[str, Any], dotted: str) -> Any:
+    """``record["a"]["b"]`` for ``"a.b"``, or ``MISSING``."""
+    value: Any = record
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
+
+
+def check_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Refuse a manifest lacking a key or holding one of the wrong type, naming the key."""
+    for key, kind in REQUIRED.items():
+        value = field_value(manifest, key)
+        if value is MISSING:
+            raise PipelineError(f"{path}: no {key!r}; not a complete shard manifest (re-encode)")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise PipelineError(f"{path}: {key!r} is {value!r}, expected {kind.__name__}")
+    if manifest["dtype"] not in DTYPES:
+        raise PipelineError(
+            f"{path}: 'dtype' is {manifest['dtype']!r}, expected {'/'.join(DTYPES)}"
+        )
+    for name, record in manifest["shards"].items():
+        if not (
+            isinstance(record, dict)
+            and isinstance(record.get("rows"), int)
+            and isinstance(record.get("sha256"), str)
+        ):
+            raise PipelineError(f"{path}: the record of {name!r} lacks rows or sha256")
+
+
+def shard_attrs(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The attributes every shard of this manifest carries: its provenance, checked on read."""
+    return {key: manifest[key] for key in SHARD_ATTRS if key in manifest}
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock on the directory's manifest, shared by concurrent array tasks."""
+    with (Path(directory) / ".manifest.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        # The manifest is only ever written under this lock, so a temporary copy seen while
+        # holding it was left by a killed writer.
+        files.remove_stale_temporaries(Path(directory), MANIFEST)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def describe_mismatch(existing: dict[str, Any], wanted: dict[str, Any]) -> str | None:
+    """Name the first identity field on which two manifests disagree, or None if they agree."""
+    for key in IDENTITY_KEYS:
+        old, new = existing.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            for sub in sorted(set(old) | set(new)):
+                if sub != "paths" and old.get(sub) != new.get(sub):
+                    return f"{key}.{sub}: {old.get(sub)!r} here, {new.get(sub)!r} requested"
+        elif old != new:
+            return f"{key}: {old!r} here, {new!r} requested"
+    return None
+
+
+def init_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Create the manifest, or check that an existing one describes the same run."""
+    with _locked(directory):
+        path = Path(directory) / MANIFEST
+        if path.is_file():
+            existing = read_manifest(directory)
+            mismatch = describe_mismatch(existing, manifest)
+            if mismatch:
+                raise PipelineError(
+                    f"{directory} holds shards of another run ({mismatch}); "
+                    "use --overwrite or another --out"
+                )
+            return
+        write_json_atomic(path, {**manifest, "shards": {}})
+
+
+def record_shard(directory: Path, record: dict[str, Any]) -> None:
+    """Merge one finished shard's record into the manifest (under the lock)."""
+    with _locked(directory):
+        manifest = read_manifest(directory)
+        manifest["shards"][record["file"]] = record
+        write_json_atomic(Path(directory) / MANIFEST, manifest)
