@@ -13,12 +13,12 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def model_card(config: dict[str, Any], summary: dict[str, Any]) -> str:
     """A human-readable card: architecture, size, provenance, data, time and measured results."""
-    teacher = config.get("teacher", {})
-    val = summary.get("validation", {})
-    sts = summary.get("sts_dev")
-    layers = config["num_layers"]
-    proj = f", low-rank projection to {config['embed_proj']}" if config["embed_proj"] else ""
-    lines = [
+    sections = (_usage(config), _architecture(config, summary), _provenance(config, summary))
+    return "\n".join(line for section in (*sections, _results(summary)) for line in section) + "\n"
+
+
+def _usage(config: dict[str, Any]) -> list[str]:
+    return [
         "# SRA-Distill student",
         "",
         "A BiLSTM sentence encoder distilled from a BERT-family teacher by sentence-representation "
@@ -36,6 +36,14 @@ def model_card(config: dict[str, Any], summary: dict[str, Any]) -> str:
         "model = SentenceTransformer('.', trust_remote_code=True)",
         "```",
         "",
+    ]
+
+
+def _architecture(config: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    layers = config["num_layers"]
+    proj = f", low-rank projection to {config['embed_proj']}" if config["embed_proj"] else ""
+    parameters = summary.get("parameters")
+    return [
         "## Architecture",
         "",
         f"- word-piece embeddings {config['vocab_size']} × {config['embed_dim']}, initialised "
@@ -44,11 +52,15 @@ def model_card(config: dict[str, Any], summary: dict[str, Any]) -> str:
         + (f", {config['connection']} connections" if layers > 1 else ""),
         f"- pooling: {config['pooling']}; head: {config['head']} → {config['output_dim']} "
         f"dimensions{', L2-normalised' if config['normalize'] else ''}",
-        f"- parameters: {summary.get('parameters', 'n/a'):,}"
-        if isinstance(summary.get("parameters"), int)
-        else "- parameters: n/a",
+        f"- parameters: {parameters:,}" if isinstance(parameters, int) else "- parameters: n/a",
         f"- max length: {config['max_length']} tokens",
         "",
+    ]
+
+
+def _provenance(config: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    teacher = config.get("teacher", {})
+    return [
         "## Teacher and data",
         "",
         f"- teacher: `{teacher.get('name_or_path', 'n/a')}` (weights sha256 "
@@ -66,6 +78,12 @@ def model_card(config: dict[str, Any], summary: dict[str, Any]) -> str:
         f"process(es) ({_fmt(summary.get('sentences_per_second'), 1)} sentences/s)",
         f"- loss: {summary.get('loss_spec', 'n/a')}; optimiser: {summary.get('optimizer', 'n/a')}",
         "",
+    ]
+
+
+def _results(summary: dict[str, Any]) -> list[str]:
+    val = summary.get("validation", {})
+    lines = [
         "## Results",
         "",
         "| metric | value |",
@@ -73,7 +91,8 @@ def model_card(config: dict[str, Any], summary: dict[str, Any]) -> str:
         f"| validation MSE | {_fmt(val.get('mse'), 6)} |",
         f"| validation cosine to teacher | {_fmt(val.get('cosine'))} |",
     ]
+    sts = summary.get("sts_dev")
     if sts is not None:
         name = sts.get("name", "STS")
         lines.append(f"| zero-shot Spearman on {name} | {_fmt(sts['spearman'])} |")
-    return "\n".join(lines) + "\n"
+    return lines
