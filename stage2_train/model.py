@@ -24,9 +24,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from data import files
-from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
-from data.progress import progress_bar
 from stage2_train.bilstm import bidirectional_lstm
 from stage2_train.config import StudentConfig
 from stage2_train.hub import (
@@ -36,7 +34,7 @@ from stage2_train.hub import (
     sentence_transformers_files,
 )
 from stage2_train.layout import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE
-from stage2_train.vectors import as_requested
+from stage2_train.vectors import SentenceEncoding, embed_in_batches
 
 
 def load_tokenizer(directory: str | Path) -> Any:
@@ -52,7 +50,7 @@ def load_tokenizer(directory: str | Path) -> Any:
         raise PipelineError(f"{directory}: cannot load tokenizer ({exc})") from None
 
 
-class Student(nn.Module):
+class Student(SentenceEncoding, nn.Module):
     """A BiLSTM sentence encoder that reproduces a teacher's sentence vectors.
 
     A ``torch.nn.Module``: ``forward(input_ids, attention_mask) -> [B, dim]`` is differentiable,
@@ -269,42 +267,16 @@ class Student(nn.Module):
         """Vectors for tokenized texts, in input order; batches are length-sorted internally."""
         was_training = self.training
         self.eval()
-        out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        batches = token_budget_batches([len(s) for s in ids], max_tokens, batch_size)
-        for batch in progress_bar(batches, desc="encode", unit="batch", enabled=progress):
-            input_ids, mask = pad_batch([ids[i] for i in batch], self.pad_id)
-            out[batch] = self.forward(input_ids.to(self.device), mask.to(self.device)).cpu().numpy()
-        self.train(was_training)
-        return out
-
-    def encode(
-        self,
-        sentences: str | Sequence[str],
-        batch_size: int = 256,
-        show_progress_bar: bool | None = None,
-        normalize_embeddings: bool = False,
-        convert_to_numpy: bool = True,
-        convert_to_tensor: bool = False,
-        device: str | torch.device | None = None,
-        max_tokens: int = 16384,
-        **unused: Any,
-    ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
-        """Sentence vectors for raw texts, called as sentence-transformers' ``encode`` is.
-
-        A list gives float32 ``[N, dim]`` in input order (``[0, dim]`` for an empty list), one
-        string gives one ``[dim]`` vector. The keyword names are sentence-transformers' own, so
-        code written for it runs unchanged; keywords that mean nothing here (``prompt_name``,
-        ``precision``, ...) are ignored, as model2vec does.
-        """
-        single = isinstance(sentences, str)
-        if device is not None:
-            self.to(device)
-        vectors = self.embed_ids(
-            self.tokenize([sentences] if single else sentences),
+        out = embed_in_batches(
+            ids,
+            self.dim,
+            self.pad_id,
+            lambda input_ids, mask: (
+                self.forward(input_ids.to(self.device), mask.to(self.device)).cpu().numpy()
+            ),
             batch_size=batch_size,
             max_tokens=max_tokens,
-            progress=bool(show_progress_bar),
+            progress=progress,
         )
-        return as_requested(
-            vectors, single, normalize_embeddings, convert_to_numpy, convert_to_tensor, self.device
-        )
+        self.train(was_training)
+        return out

@@ -16,11 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
-from data.progress import progress_bar
 from stage2_train.layout import TOKENIZER_DIR
-from stage2_train.vectors import as_requested
+from stage2_train.vectors import SentenceEncoding, embed_in_batches
 
 EXPORT_CONFIG = "onnx_export.json"
 FLOAT_MODEL = "model.onnx"
@@ -57,7 +55,7 @@ def read_export_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-class OnnxEncoder:
+class OnnxEncoder(SentenceEncoding):
     """A student export run by ONNX Runtime; ``encode`` is called as ``Student.encode`` is."""
 
     def __init__(self, session: Any, tokenizer: Any, config: dict[str, Any]):
@@ -93,6 +91,14 @@ class OnnxEncoder:
             list(texts), truncation=True, max_length=self.config["max_length"], verbose=False
         )["input_ids"]
 
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> OnnxEncoder:
+        """The ONNX Runtime session runs on the CPU; a device request is accepted and ignored."""
+        return self
+
     def embed_ids(
         self,
         ids: Sequence[Sequence[int]],
@@ -101,35 +107,19 @@ class OnnxEncoder:
         progress: bool = False,
     ) -> np.ndarray:
         """Vectors for tokenized texts, in input order, in length-sorted padded batches."""
-        out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        batches = token_budget_batches([len(s) for s in ids], max_tokens, batch_size)
-        for batch in progress_bar(batches, desc="encode", unit="batch", enabled=progress):
-            input_ids, mask = pad_batch([ids[i] for i in batch], self.config["pad_id"])
-            feed = {INPUTS[0]: input_ids.numpy(), INPUTS[1]: mask.numpy()}
-            out[batch] = self.session.run([OUTPUT], feed)[0]
-        return out
 
-    def encode(
-        self,
-        sentences: str | Sequence[str],
-        batch_size: int = 256,
-        show_progress_bar: bool | None = None,
-        normalize_embeddings: bool = False,
-        convert_to_numpy: bool = True,
-        convert_to_tensor: bool = False,
-        max_tokens: int = 16384,
-        **unused: Any,
-    ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
-        """Sentence vectors for raw texts, with sentence-transformers' keyword names."""
-        single = isinstance(sentences, str)
-        vectors = self.embed_ids(
-            self.tokenize([sentences] if single else sentences),
+        def run(input_ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+            feed = {INPUTS[0]: input_ids.numpy(), INPUTS[1]: mask.numpy()}
+            return self.session.run([OUTPUT], feed)[0]
+
+        return embed_in_batches(
+            ids,
+            self.dim,
+            self.config["pad_id"],
+            run,
             batch_size=batch_size,
             max_tokens=max_tokens,
-            progress=bool(show_progress_bar),
-        )
-        return as_requested(
-            vectors, single, normalize_embeddings, convert_to_numpy, convert_to_tensor
+            progress=progress,
         )
 
 

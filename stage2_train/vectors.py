@@ -1,9 +1,77 @@
-"""The return conventions of sentence-transformers' ``encode``, shared by every encoder here."""
+"""sentence-transformers' ``encode`` conventions, shared by every encoder here (the torch
+student and its ONNX Runtime export): one implementation of batching and of the return types."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
 import torch
+
+from data.batching import pad_batch, token_budget_batches
+from data.progress import progress_bar
+
+
+def embed_in_batches(
+    ids: Sequence[Sequence[int]],
+    dim: int,
+    pad_id: int,
+    run: Callable[[torch.Tensor, torch.Tensor], np.ndarray],
+    *,
+    batch_size: int,
+    max_tokens: int,
+    progress: bool,
+) -> np.ndarray:
+    """Vectors for tokenized texts in input order: ``run(input_ids, mask)`` on length-sorted,
+    padded batches of at most ``batch_size`` rows and ``max_tokens`` tokens."""
+    out = np.zeros((len(ids), dim), dtype=np.float32)
+    batches = token_budget_batches([len(s) for s in ids], max_tokens, batch_size)
+    for batch in progress_bar(batches, desc="encode", unit="batch", enabled=progress):
+        input_ids, mask = pad_batch([ids[i] for i in batch], pad_id)
+        out[batch] = run(input_ids, mask)
+    return out
+
+
+class SentenceEncoding:
+    """``encode`` for any encoder with ``tokenize``, ``embed_ids``, ``to`` and ``device``."""
+
+    def encode(
+        self,
+        sentences: str | Sequence[str],
+        batch_size: int = 256,
+        show_progress_bar: bool | None = None,
+        normalize_embeddings: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | torch.device | None = None,
+        max_tokens: int = 16384,
+        **unused: Any,
+    ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
+        """Sentence vectors for raw texts, called as sentence-transformers' ``encode`` is.
+
+        A list gives float32 ``[N, dim]`` in input order (``[0, dim]`` for an empty list), one
+        string gives one ``[dim]`` vector. The keyword names are sentence-transformers' own, so
+        code written for it runs unchanged; keywords that mean nothing here (``prompt_name``,
+        ``precision``, ...) are ignored, as model2vec does.
+        """
+        single = isinstance(sentences, str)
+        if device is not None:
+            self.to(device)  # type: ignore[attr-defined]
+        vectors = self.embed_ids(  # type: ignore[attr-defined]
+            self.tokenize([sentences] if single else sentences),  # type: ignore[attr-defined]
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            progress=bool(show_progress_bar),
+        )
+        return as_requested(
+            vectors,
+            single,
+            normalize_embeddings,
+            convert_to_numpy,
+            convert_to_tensor,
+            self.device,  # type: ignore[attr-defined]
+        )
 
 
 def as_requested(
