@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -127,6 +128,15 @@ def save_pretrained(folder: Path, *objects: Any) -> None:
                 raise
             code = int(found.group(1) or found.group(2))
             raise OSError(code, os.strerror(code)) from None
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks so any size fits in memory."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def remove_stale_temporaries(folder: Path, name: str) -> None:

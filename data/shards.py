@@ -47,20 +47,12 @@ def shard_count(lines: int, shard_size: int) -> int:
     return max(1, -(-lines // shard_size))
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def tokenizer_sha256(folder: Path) -> str:
     """sha256 over the names and bytes of a saved tokenizer's files (deterministic per save)."""
     digest = hashlib.sha256()
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         digest.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0")
-        digest.update(sha256_file(path).encode("ascii"))
+        digest.update(files.sha256_file(path).encode("ascii"))
     return digest.hexdigest()
 
 
@@ -209,7 +201,7 @@ def verify(directory: Path) -> VerifyReport:
         record = records.get(name)
         if record is None:
             bad.append(f"{name}: not recorded in the manifest")
-        elif sha256_file(path) != record["sha256"]:
+        elif files.sha256_file(path) != record["sha256"]:
             bad.append(f"{name}: checksum mismatch (corrupt or truncated)")
         else:
             problem = shard_problem(path, manifest, record["rows"])

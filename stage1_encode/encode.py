@@ -30,6 +30,7 @@ from data.files import (
     remove_stale_temporaries,
     require_free_space,
     save_pretrained,
+    sha256_file,
     write_bytes,
 )
 from data.manifest import FORMAT_VERSION, init_manifest, record_shard, shard_attrs
@@ -199,7 +200,7 @@ def _record_unrecorded(out: Path, names: list[str]) -> None:
             path = out / name
             with shards.h5py.File(path, "r") as handle:
                 rows = len(handle["line"])
-            checksum = shards.sha256_file(path)
+            checksum = sha256_file(path)
             record_shard(out, {"file": name, "rows": rows, "sha256": checksum})
 
 

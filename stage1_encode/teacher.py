@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
+from data.files import sha256_file
 from stage1_encode.onednn import pack_linears
 
 POOLINGS = ("mean", "cls", "pooler")
@@ -147,11 +148,7 @@ class Teacher(torch.nn.Module):
                 digest.update(name.encode())
                 digest.update(tensor.detach().cpu().float().numpy().tobytes())
             return digest.hexdigest()
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(path)
 
     def _weights_file(self) -> Path | None:
         for name in _WEIGHT_FILES:

@@ -26,7 +26,7 @@ import numpy as np
 
 from data.corpus import fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
-from data.files import atomic_path, earlier_output
+from data.files import atomic_path, earlier_output, sha256_file
 from data.progress import progress_bar
 from stage3_eval.encoders import TEACHER, Encoder
 from stage3_eval.knn import DEFAULT_INDEX_KIND, ivf_lists, new_index, normalize
@@ -250,7 +250,7 @@ def _check_text_store(directory: Path, meta: dict[str, Any], offsets: np.ndarray
         raise PipelineError(
             f"{path}: {size} bytes, {texts['bytes']} when the index was built; {REBUILD}"
         )
-    if sha256_of(path) != texts["sha256"]:
+    if sha256_file(path) != texts["sha256"]:
         raise PipelineError(f"{path}: changed since the index was built (checksum); {REBUILD}")
     rows = {meta["rows"], texts["rows"], len(offsets)}
     ordered = len(offsets) == 0 or (
@@ -258,14 +258,6 @@ def _check_text_store(directory: Path, meta: dict[str, Any], offsets: np.ndarray
     )
     if len(rows) != 1 or not ordered:
         raise PipelineError(f"{directory / OFFSETS_FILE}: does not match {TEXTS_FILE}; {REBUILD}")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class SearchIndex:

@@ -12,6 +12,7 @@ import pytest
 
 from data import shards
 from data.dataset_corpus import DatasetCorpus
+from data.files import sha256_file
 from tests.serving_helpers import real_lines
 from tests.test_encode import datasets_of, run
 
@@ -69,12 +70,12 @@ def test_array_jobs_resume_and_reruns_are_byte_identical(tmp_path, parquet, tiny
     for index in range(2):
         encode_dataset(parquet, split, tiny_teacher_dir, "--num-shards", "2", "--shard-index",
                        str(index))  # fmt: skip
-    checksums = {p.name: shards.sha256_file(p) for p in shards.list_shard_files(single)}
-    assert {p.name: shards.sha256_file(p) for p in shards.list_shard_files(split)} == checksums
+    checksums = {p.name: sha256_file(p) for p in shards.list_shard_files(single)}
+    assert {p.name: sha256_file(p) for p in shards.list_shard_files(split)} == checksums
     (single / "shard-00002-of-00005.h5").unlink()
     result = encode_dataset(parquet, single, tiny_teacher_dir)
     assert "1 shard(s) written, 4 already complete" in result.output
-    assert {p.name: shards.sha256_file(p) for p in shards.list_shard_files(single)} == checksums
+    assert {p.name: sha256_file(p) for p in shards.list_shard_files(single)} == checksums
 
 
 def test_other_formats_read_the_same_rows(tmp_path, lines, parquet) -> None:

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from data import shards
+from data.files import sha256_file
 from pipeline.cli import main
 from tests.cli_helpers import refused
 from tests.conftest import tiny_corpus_lines
@@ -68,7 +69,7 @@ def _rewrite(shard_dir: Path, edit: Callable[[h5py.File], None], name: str = SHA
     with h5py.File(path, "r+") as handle:
         edit(handle)
     manifest = json.loads((shard_dir / shards.MANIFEST).read_text())
-    manifest["shards"][name]["sha256"] = shards.sha256_file(path)
+    manifest["shards"][name]["sha256"] = sha256_file(path)
     (shard_dir / shards.MANIFEST).write_text(json.dumps(manifest))
     return path
 

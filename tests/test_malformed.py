@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from data import shards
+from data.files import sha256_file
 from pipeline.cli import main
 from tests.cli_helpers import refused
 from tests.conftest import WORDS, build_tiny_teacher, tiny_corpus_lines
@@ -170,7 +171,7 @@ def _poison(directory: Path) -> Path:
         data[5, 2] = np.nan
         handle["embedding"][...] = data
     manifest = json.loads((directory / "manifest.json").read_text())
-    manifest["shards"][path.name]["sha256"] = shards.sha256_file(path)
+    manifest["shards"][path.name]["sha256"] = sha256_file(path)
     (directory / "manifest.json").write_text(json.dumps(manifest))
     return path
 

@@ -16,6 +16,7 @@ import pytest
 from safetensors.torch import load_file
 
 from data import shards
+from data.files import sha256_file
 from data.shards import ShardStore, is_validation
 from data.stream import plan_epoch, scan_shards, steps_per_epoch
 from stage2_train import Student
@@ -257,7 +258,7 @@ def _rewrite_shard(directory: Path, edit) -> Path:
     with h5py.File(path, "r+") as handle:
         edit(handle)
     manifest = json.loads((directory / "manifest.json").read_text())
-    manifest["shards"][path.name]["sha256"] = shards.sha256_file(path)
+    manifest["shards"][path.name]["sha256"] = sha256_file(path)
     (directory / "manifest.json").write_text(json.dumps(manifest))
     return path
 
