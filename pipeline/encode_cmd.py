@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from pipeline.options import device_option
-from pipeline.runtime import array_task, resolve_device
+from pipeline.options import device_option, precision_option
+from pipeline.runtime import array_task, resolve_device, resolve_precision
 
 
 @click.command()
@@ -30,6 +30,7 @@ from pipeline.runtime import array_task, resolve_device
 @click.option("--shard-size", default=10_000, type=click.IntRange(1), help="Corpus lines/shard.")
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16")
 @device_option
+@precision_option
 @click.option("--num-shards", type=click.IntRange(1), default=None, help="Array task count K.")
 @click.option("--shard-index", type=click.IntRange(0), default=None, help="This task, 0..K-1.")
 @click.option("--dedup", is_flag=True, help="Drop exact duplicate texts (counted).")
@@ -47,6 +48,7 @@ def encode(
     shard_size,
     dtype,
     device,
+    precision,
     num_shards,
     shard_index,
     dedup,
@@ -65,13 +67,15 @@ def encode(
 
     resolve_corpus(list(corpus))  # fail on bad input before loading the teacher
     tasks, index = array_task(num_shards, shard_index)
+    device = resolve_device(device)
     model = Teacher(
         teacher,
         pooling=pooling,
         normalize=normalize,
         max_length=max_length,
-        device=resolve_device(device),
+        device=device,
         trust_remote_code=trust_remote_code,
+        precision=resolve_precision(precision, device, "teacher"),
     )
     cfg = EncodeConfig(
         out=out,
@@ -86,7 +90,8 @@ def encode(
     )
     summary = run_encode(list(corpus), model, cfg)
     click.echo(
-        f"encoded {summary.rows} rows in {summary.seconds:.1f}s ({summary.rate:.1f} sentences/s); "
+        f"encoded {summary.rows} rows in {summary.seconds:.1f}s ({summary.rate:.1f} sentences/s, "
+        f"{model.precision}); "
         f"{len(summary.written)} shard(s) written, {len(summary.skipped)} already complete -> {out}"
     )
 
@@ -135,7 +140,7 @@ def info_cmd(directory: Path, as_json: bool) -> None:
         f"teacher      {teacher['name_or_path']}",
         f"             sha256 {teacher['weights_sha256'][:16]}…  dim {teacher['hidden_size']}  "
         f"pooling {teacher['pooling']}  normalize {teacher['normalize']}  "
-        f"max_length {teacher['max_length']}",
+        f"max_length {teacher['max_length']}  precision {teacher.get('precision', 'fp32')}",
         f"corpus       {len(corpus['paths'])} file(s), {corpus['lines']} lines, "
         f"sha256 {corpus['sha256'][:16]}…",
         f"shards       {len(manifest['shards'])} of {len(expected_shards(manifest))} complete, "

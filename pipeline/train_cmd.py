@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from pipeline.options import FiniteRange, device_option
-from pipeline.runtime import resolve_device
+from pipeline.options import FiniteRange, device_option, precision_option
+from pipeline.runtime import resolve_device, resolve_precision
 
 
 @click.command()
@@ -202,8 +202,9 @@ def train(
     help="int8 dynamic quantization (4× smaller LSTM and linear weights, cosine ~0.999 to "
     "float32), or exact float32 [default], which is as fast on CPUs with oneDNN's fused LSTM.",
 )
+@precision_option
 @click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
-def embed(file, model, out, batch_size, int8, threads) -> None:
+def embed(file, model, out, batch_size, int8, precision, threads) -> None:
     """Write the student's vectors for FILE (one text per line, .txt or .txt.gz) as .npy.
 
     Row i of the output is the vector of the i-th non-blank line.
@@ -213,11 +214,15 @@ def embed(file, model, out, batch_size, int8, threads) -> None:
 
     from data.corpus import iter_lines, resolve_corpus
     from stage2_train import Student
+    from stage3_eval.encoders import student_precision
 
     files = resolve_corpus([file])
     out = out or file.with_name(file.name.removesuffix(".gz").rsplit(".", 1)[0] + ".npy")
     if out.suffix != ".npy":
         raise PipelineError(f"{out}: the output must end in .npy")
+    if int8 and precision == "bf16":
+        raise PipelineError("--int8 and --precision bf16 exclude each other; choose one")
+    precision = "fp32" if int8 else resolve_precision(precision, torch.device("cpu"), "student")
     if threads:
         torch.set_num_threads(threads)
     student = Student.from_pretrained(model)
@@ -226,8 +231,12 @@ def embed(file, model, out, batch_size, int8, threads) -> None:
     texts = [text for _, text in iter_lines(files)]
     if not texts:
         raise PipelineError(f"{file}: no non-blank line to embed")
-    vectors = student.encode(texts, batch_size=batch_size)
+    with student_precision(precision, "cpu"):
+        vectors = student.encode(texts, batch_size=batch_size)
     tmp = out.with_name(f".{out.name}.tmp.npy")
     np.save(tmp, vectors)
     tmp.replace(out)
-    click.echo(f"embedded {len(texts)} texts -> {out} ({vectors.shape[0]}×{vectors.shape[1]})")
+    kind = "int8" if int8 else precision
+    click.echo(
+        f"embedded {len(texts)} texts ({kind}) -> {out} ({vectors.shape[0]}×{vectors.shape[1]})"
+    )

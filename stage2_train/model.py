@@ -260,7 +260,8 @@ class Student(nn.Module):
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         for batch in token_budget_batches([len(s) for s in ids], max_tokens, batch_size):
             input_ids, mask = pad_batch([ids[i] for i in batch], self.pad_id)
-            out[batch] = self.forward(input_ids.to(self.device), mask.to(self.device)).cpu().numpy()
+            vectors = self.forward(input_ids.to(self.device), mask.to(self.device))
+            out[batch] = vectors.float().cpu().numpy()  # bf16 under autocast
         self.train(was_training)
         return out
 

@@ -7,6 +7,7 @@ student and its teacher come out of the same command and the same code path.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from data.errors import PipelineError
 from data.progress import progress_bar
@@ -36,12 +38,14 @@ class Encoder:
     kind: str  # "student" or "teacher"
     model: Any
     batch_size: int = 256
+    precision: str = "fp32"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self.kind == "student":
-            vectors = self.model.encode(list(texts), batch_size=self.batch_size)
+            with student_precision(self.precision, self.model.device.type):
+                vectors = self.model.encode(list(texts), batch_size=self.batch_size)
         else:
             vectors = self.model.encode(list(texts))
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -55,11 +59,28 @@ class Encoder:
         return sum(p.numel() for p in self.model.parameters())
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "dim": self.dim, "parameters": self.parameters}
+        return {
+            "kind": self.kind,
+            "dim": self.dim,
+            "parameters": self.parameters,
+            "precision": self.precision,
+        }
 
 
-def load_encoder(spec: str, *, device: str = "cpu", batch_size: int = 256) -> Encoder:
-    """``spec`` is a student dir, ``teacher``, or an HF encoder name/folder (the teacher path)."""
+def student_precision(precision: str, device_type: str) -> contextlib.AbstractContextManager:
+    """The context a student encodes in: bf16 autocast (LSTM and linear layers) or float32."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=torch.bfloat16)
+
+
+def load_encoder(
+    spec: str, *, device: str = "cpu", batch_size: int = 256, precision: str = "fp32"
+) -> Encoder:
+    """``spec`` is a student dir, ``teacher``, or an HF encoder name/folder (the teacher path).
+
+    ``precision`` (fp32 or bf16) is the arithmetic it encodes in.
+    """
     if spec != TEACHER and is_student_dir(spec):
         try:
             from stage2_train import Student
@@ -67,15 +88,15 @@ def load_encoder(spec: str, *, device: str = "cpu", batch_size: int = 256) -> En
             raise PipelineError(f"{spec}: cannot load a student ({exc})") from None
         model = Student.from_pretrained(spec)
         model.to(device).eval()
-        return Encoder(str(spec), "student", model, batch_size)
+        return Encoder(str(spec), "student", model, batch_size, precision)
     path = Path(spec)
     if spec != TEACHER and path.is_dir() and not (path / "config.json").is_file():
         raise PipelineError(f"{spec}: neither a student dir nor a Hugging Face model folder")
     from stage1_encode.teacher import Teacher
 
-    model = Teacher(None if spec == TEACHER else spec, device=device)
+    model = Teacher(None if spec == TEACHER else spec, device=device, precision=precision)
     model.pack_for_inference()  # the baseline runs as fast as stage 1 makes it
-    return Encoder(spec, "teacher", model, batch_size)
+    return Encoder(spec, "teacher", model, batch_size, precision)
 
 
 def encode_timed(
