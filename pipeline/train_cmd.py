@@ -83,6 +83,13 @@ from pipeline.runtime import resolve_device, resolve_precision
 @click.option("--keep-checkpoints", default=2, type=click.IntRange(1))
 @click.option("--seed", default=0, type=click.IntRange(0))
 @device_option
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default="fp32",
+    help="bf16: forward pass under bf16 autocast (weights, optimizer and loss stay float32); "
+    "needs native bf16. See docs/student.md for the measured trade.",
+)
 @click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
 @click.option("--overwrite", is_flag=True, help="Replace a run of another configuration in --out.")
 @click.option(
@@ -119,6 +126,7 @@ def train(
     keep_checkpoints,
     seed,
     device,
+    precision,
     threads,
     overwrite,
     progress,
@@ -164,6 +172,7 @@ def train(
         keep_checkpoints=keep_checkpoints,
         seed=seed,
         device=str(resolve_device(device)),
+        precision=resolve_precision(precision, resolve_device(device), "student"),
         threads=threads,
         overwrite=overwrite,
         progress=progress,

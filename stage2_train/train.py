@@ -49,6 +49,7 @@ _VOLATILE = (
     "threads",
     "overwrite",
     "device",
+    "precision",
     "val_every",
     "sts_dev",
     "checkpoint_every",
@@ -83,6 +84,7 @@ class TrainConfig:
     window_shards: int = 2
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"  # bf16: forward pass under bf16 autocast; weights stay float32
     threads: int | None = None
     overwrite: bool = False
     progress: bool = True
@@ -368,8 +370,11 @@ def _train(cfg: TrainConfig, ctx: DistContext) -> TrainSummary:
                 progress = max(progress, elapsed() / budget)
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(progress, cfg.warmup)
-            pred = model(batch.input_ids.to(ctx.device), batch.attention_mask.to(ctx.device))
-            loss = distill_loss(pred, batch.targets.to(ctx.device), cfg.mse_weight, cfg.cos_weight)
+            bf16 = cfg.precision == "bf16"
+            with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
+                pred = model(batch.input_ids.to(ctx.device), batch.attention_mask.to(ctx.device))
+            target = batch.targets.to(ctx.device)
+            loss = distill_loss(pred.float(), target, cfg.mse_weight, cfg.cos_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip > 0:

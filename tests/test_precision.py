@@ -109,3 +109,33 @@ def test_bf16_student_stays_close(tmp_path, tiny_teacher_dir) -> None:
     bf16 = bf16_encoder.encode(texts)
     assert bf16.dtype == np.float32 and not np.array_equal(bf16, fp32)
     assert cosines(bf16, fp32).min() > 0.999
+
+
+def test_train_bf16_refused_without_native_bf16(no_bf16, tmp_path, tiny_teacher_dir) -> None:
+    from tests.stage2_helpers import TINY_ARCH, make_tiny_shards
+
+    shards = make_tiny_shards(tmp_path / "shards", tiny_teacher_dir)
+    out = tmp_path / "student"
+    args = ["train", "--targets", shards, "--out", out, *TINY_ARCH, "--max-steps", "2"]
+    refused([*args, "--precision", "bf16"], "no native bfloat16", untouched=[out, shards])
+
+
+@needs_bf16
+def test_train_bf16_autocast_trains_float32_weights(tmp_path, tiny_teacher_dir) -> None:
+    from safetensors.torch import load_file
+
+    from tests.stage2_helpers import make_tiny_shards, train_cli
+
+    shards = make_tiny_shards(tmp_path / "shards", tiny_teacher_dir)
+    scores = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        extra = ("--max-steps", "20", "--val-every", "20", "--precision", precision)
+        result = train_cli(shards, out, *extra)
+        assert result.exit_code == 0, result.output
+        records = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+        scores[precision] = [r for r in records if "val_cosine" in r][-1]["val_cosine"]
+        weights = load_file(str(out / "model.safetensors"))
+        assert all(t.dtype == torch.float32 for t in weights.values())
+    assert np.isfinite(scores["bf16"]) and scores["bf16"] != scores["fp32"]
+    assert abs(scores["bf16"] - scores["fp32"]) < 0.05
