@@ -6,14 +6,16 @@ reaches on the same machine, in the same run and precision, so a figure reads as
 FLOPs are counted analytically from the model's shapes and the real (unpadded) token counts, so
 padding, tokenization and data movement all count as time not spent on useful arithmetic. One
 multiply-add is two FLOPs. Peak is the best rate of a large matrix product over a few repeats,
-through both oneDNN (packed weights, as stage 1 runs) and ``torch.mm``; on a shared machine a
-repeat can be slowed by other load, so the best repeat is the closest to the hardware's figure.
+through both oneDNN (packed weights, as stage 1 runs) and ``torch.mm``. On a shared machine the
+load changes from minute to minute, so ``bracketed`` probes the peak just before and just after
+each timed run and pairs the run with the better of the two: a share of peak then compares two
+figures taken under about the same load.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -86,6 +88,16 @@ def matmul_peak(precision: str, size: int = 2048, repeats: int = 5) -> dict[str,
         rates["onednn"] = _best_rate(onednn, flops, repeats)
     rates["peak"] = max(rates.values())
     return {name: round(rate, 1) for name, rate in rates.items()}
+
+
+def bracketed(run: Callable[[], object], precision: str) -> dict[str, float]:
+    """Seconds of ``run()`` and the best peak of ``precision`` probed right before and after."""
+    before = matmul_peak(precision, size=1536, repeats=2)["peak"]
+    start = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - start
+    after = matmul_peak(precision, size=1536, repeats=2)["peak"]
+    return {"seconds": round(seconds, 3), "peak_gflops": max(before, after)}
 
 
 def roofline(flops: int, seconds: float, peak_gflops: float) -> dict[str, float]:
