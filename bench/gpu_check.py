@@ -15,7 +15,9 @@ Each step runs the real CLI (``python -m pipeline``) in a subprocess, as a user 
 4. ``pipeline eval glue`` on one task (``--glue-task``, RTE by default) with that student.
 
 Writes the device's name, each step's time and throughput and each check to ``--out``
-(bench/results/gpu_check.json by default) and exits 1 if any check failed.
+(bench/results/gpu_check.json by default) and exits 1 if any check failed. Encode and embed also
+carry a roofline figure: achieved GFLOP/s of the forward pass against a matrix-product probe of
+the same precision on the same device (``bench/roofline.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -37,12 +40,14 @@ import numpy as np
 import torch
 
 from bench.common import RESULTS, SHARED_DATA, corpus_lines, write_result
+from bench.roofline import matmul_peak, roofline, student_flops, teacher_flops
 
 MIN_COSINE = 0.999
 
 
-def pipeline(*args: Any) -> float:
-    """Run ``python -m pipeline ARGS``; return its seconds, or stop with its last output line."""
+def pipeline(*args: Any) -> tuple[float, str]:
+    """Run ``python -m pipeline ARGS``; return its seconds and output, or stop with its last
+    output line."""
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", *map(str, args)],
@@ -53,7 +58,7 @@ def pipeline(*args: Any) -> float:
     if done.returncode != 0:
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
         raise SystemExit(f"gpu_check: pipeline {args[0]} failed: {last[0]}")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, done.stdout
 
 
 def device_name(device: str) -> str:
@@ -64,14 +69,15 @@ def device_name(device: str) -> str:
     return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def check_encode(args: argparse.Namespace, work: Path, corpus: Path, count: int) -> dict:
+def check_encode(args: argparse.Namespace, work: Path, corpus: Path, lines: list[str]) -> dict:
     """Encode on the device; compare the first stored vectors with the CPU float32 teacher."""
     from data.shards import ShardStore, read_shard
     from stage1_encode.teacher import Teacher
 
     shards = work / "shards"
     teacher = ["--teacher", args.teacher] if args.teacher else []
-    seconds = pipeline("encode", corpus, "--out", shards, "--device", args.device, *teacher)
+    seconds, output = pipeline("encode", corpus, "--out", shards, "--device", args.device, *teacher)
+    encoding = float(re.search(r"in ([0-9.]+)s", output).group(1))  # the teacher's own time
     store = ShardStore(shards)
     first = read_shard(store.paths[0])
     rows = min(args.check_lines, len(first.text))
@@ -80,10 +86,15 @@ def check_encode(args: argparse.Namespace, work: Path, corpus: Path, count: int)
     want = reference.encode(first.text[:rows])
     got = np.asarray(first.embedding[:rows], dtype=np.float32)
     cosine = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    precision = store.manifest["teacher"]["precision"]
+    lengths = [len(ids) for ids in reference.tokenize(lines)]
+    flops = teacher_flops(lengths, reference.model.config)
     return {
         "seconds": round(seconds, 2),
-        "sentences_per_second": round(count / seconds, 1),
-        "precision": store.manifest["teacher"].get("precision"),
+        "encode_seconds": encoding,
+        "sentences_per_second": round(len(lines) / encoding, 1),
+        "precision": precision,
+        "roofline": roofline(flops, encoding, matmul_peak(precision, device=args.device)["peak"]),
         "compared_lines": rows,
         "min_cosine_vs_cpu_fp32": float(cosine.min()),
         "ok": bool(cosine.min() >= MIN_COSINE),
@@ -93,7 +104,7 @@ def check_encode(args: argparse.Namespace, work: Path, corpus: Path, count: int)
 def check_train(args: argparse.Namespace, work: Path) -> dict:
     """Train for ``--steps`` steps; the logged losses must be finite and end lower."""
     student = work / "student"
-    seconds = pipeline(
+    seconds, _ = pipeline(
         "train", "--targets", work / "shards", "--out", student, "--device", args.device,
         "--max-steps", args.steps, "--val-every", args.steps, "--checkpoint-every", args.steps,
         "--hidden-size", args.hidden_size, "--batch-size", args.batch_size, "--no-progress",
@@ -121,10 +132,13 @@ def check_embed(args: argparse.Namespace, work: Path, lines: list[str]) -> dict:
     encoder = load_encoder(str(work / "student"), device=args.device, precision=precision)
     encoder.encode(lines[:64])  # warm-up
     vectors, seconds = encode_timed(encoder, lines)
+    model = encoder.model
+    flops = student_flops([len(ids) for ids in model.tokenize(lines)], model.config)
     return {
         "seconds": round(seconds, 2),
         "sentences_per_second": round(len(lines) / seconds, 1),
         "precision": precision,
+        "roofline": roofline(flops, seconds, matmul_peak(precision, device=args.device)["peak"]),
         "ok": bool(np.isfinite(vectors).all()) and vectors.shape[0] == len(lines),
     }
 
@@ -137,7 +151,7 @@ def check_glue(args: argparse.Namespace, work: Path) -> dict:
         caps += ["--max-train-examples", args.max_train_examples]
     if args.max_eval_examples:
         caps += ["--max-eval-examples", args.max_eval_examples]
-    seconds = pipeline(
+    seconds, _ = pipeline(
         "eval", "glue", "--model", work / "student", "--tasks", args.glue_task, "--data-dir",
         args.glue_dir, "--out", out, "--device", args.device, "--no-predict-test", *caps,
     )  # fmt: skip
@@ -179,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         corpus = work / "corpus.txt"
         corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
         start = time.perf_counter()
-        steps = {"encode": check_encode(args, work, corpus, len(lines))}
+        steps = {"encode": check_encode(args, work, corpus, lines)}
         steps["train"] = check_train(args, work)
         steps["embed"] = check_embed(args, work, lines)
         steps["glue"] = check_glue(args, work)

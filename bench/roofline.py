@@ -66,24 +66,32 @@ def _onednn_product(rows: int, inner: int, cols: int, dtype: torch.dtype):
     return lambda: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
 
 
-def _best_rate(product, flops: int, repeats: int) -> float:
-    product()  # warm-up: first-call allocation and kernel selection
+def _best_rate(product, flops: int, repeats: int, device: str = "cpu") -> float:
+    def run() -> None:
+        product()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    run()  # warm-up: first-call allocation and kernel selection
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        product()
+        run()
         best = min(best, time.perf_counter() - start)
     return flops / best / 1e9
 
 
 @torch.inference_mode()
-def matmul_peak(precision: str, size: int = 2048, repeats: int = 5) -> dict[str, float]:
-    """Best GFLOP/s of a ``size``³ matrix product in ``precision`` on the CPU, by each route."""
+def matmul_peak(
+    precision: str, size: int = 2048, repeats: int = 5, device: str = "cpu"
+) -> dict[str, float]:
+    """Best GFLOP/s of a ``size``³ matrix product in ``precision`` on ``device``, by each route."""
     dtype = DTYPES[precision]
     flops = 2 * size**3
-    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-    rates = {"torch_mm": _best_rate(lambda: torch.mm(a, b), flops, repeats)}
-    onednn = _onednn_product(size, size, size, dtype)
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    rates = {"torch_mm": _best_rate(lambda: torch.mm(a, b), flops, repeats, device)}
+    onednn = _onednn_product(size, size, size, dtype) if device == "cpu" else None
     if onednn is not None:
         rates["onednn"] = _best_rate(onednn, flops, repeats)
     rates["peak"] = max(rates.values())

@@ -38,4 +38,7 @@ def test_smoke_run_on_cpu_passes_every_check(tmp_path, tiny_teacher_dir, glue_di
     assert steps["encode"]["min_cosine_vs_cpu_fp32"] >= gpu_check.MIN_COSINE
     assert steps["train"]["last_loss"] < steps["train"]["first_loss"]
     assert steps["embed"]["sentences_per_second"] > 0
+    for step in ("encode", "embed"):
+        figure = steps[step]["roofline"]
+        assert figure["achieved_gflops"] > 0 and figure["share_of_peak"] > 0
     assert any(s["task"] == "rte" for s in steps["glue"]["scores"])
