@@ -42,18 +42,20 @@ def run_pipeline(*args: str) -> None:
         raise SystemExit(f"pipeline {' '.join(args)} failed with status {status}")
 
 
-def corpus_lines(name: str = "nltk_brown.txt.gz", count: int = 5000) -> list[str]:
-    """The first ``count`` non-blank lines of a corpus file of ../shared/data/corpus."""
-    path = SHARED_DATA / "corpus" / name
+def corpus_lines(name: str | Path = "nltk_brown.txt.gz", count: int = 5000) -> list[str]:
+    """The first ``count`` non-blank lines of a corpus file (.txt or .txt.gz): a path, or a
+    file name in ../shared/data/corpus."""
+    path = Path(name) if isinstance(name, Path) else SHARED_DATA / "corpus" / name
     if not path.is_file():
         raise SystemExit(f"benchmark data missing: {path} (needs ../shared/data)")
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
         return list(islice((line.strip() for line in handle if line.strip()), count))
 
 
-def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``bench/results/<name>.json`` with the machine it was measured on."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_result(name: str, payload: dict[str, Any], folder: Path = RESULTS) -> Path:
+    """Write ``<folder>/<name>.json`` (bench/results by default) with the machine it ran on."""
+    folder.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -65,7 +67,7 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
         },
         **payload,
     }
-    path = RESULTS / f"{name}.json"
+    path = folder / f"{name}.json"
     write_text(path, json.dumps(payload, indent=2) + "\n")
     print(json.dumps(payload, indent=2))
     return path

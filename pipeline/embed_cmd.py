@@ -8,6 +8,8 @@ import click
 
 from data.errors import PipelineError
 from data.files import atomic_path
+from pipeline.options import precision_option
+from pipeline.runtime import resolve_precision
 
 
 @click.command()
@@ -35,8 +37,9 @@ from data.files import atomic_path
     "float32), or exact float32 [default], which is as fast on CPUs with oneDNN's fused LSTM. "
     "With an ONNX export: its model_int8.onnx (export --int8).",
 )
+@precision_option
 @click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
-def embed(file, model, out, batch_size, int8, threads) -> None:
+def embed(file, model, out, batch_size, int8, precision, threads) -> None:
     """Write the student's vectors for FILE (one text per line, .txt or .txt.gz) as .npy.
 
     Row i of the output is the vector of the i-th non-blank line.
@@ -47,10 +50,14 @@ def embed(file, model, out, batch_size, int8, threads) -> None:
     from data.corpus import iter_lines, resolve_corpus
     from stage2_train import Student
     from stage2_train.onnx_encoder import OnnxEncoder, is_onnx_export
+    from stage3_eval.encoders import student_precision
 
     files = resolve_corpus([file])
     out = out or file.with_name(file.name.removesuffix(".gz").rsplit(".", 1)[0] + ".npy")
     check_npy_output(out, files)
+    if int8 and precision == "bf16":
+        raise PipelineError("--int8 and --precision bf16 exclude each other; choose one")
+    precision = "fp32" if int8 else resolve_precision(precision, torch.device("cpu"), "student")
     if threads:
         torch.set_num_threads(threads)
     if is_onnx_export(model):
@@ -61,10 +68,14 @@ def embed(file, model, out, batch_size, int8, threads) -> None:
     texts = [text for _, text in iter_lines(files)]
     if not texts:
         raise PipelineError(f"{file}: no non-blank line to embed")
-    vectors = student.encode(texts, batch_size=batch_size)
+    with student_precision(precision, "cpu"):
+        vectors = student.encode(texts, batch_size=batch_size)
     with atomic_path(out) as tmp, tmp.open("wb") as handle:
         np.save(handle, vectors)
-    click.echo(f"embedded {len(texts)} texts -> {out} ({vectors.shape[0]}×{vectors.shape[1]})")
+    kind = "int8" if int8 else precision
+    click.echo(
+        f"embedded {len(texts)} texts ({kind}) -> {out} ({vectors.shape[0]}×{vectors.shape[1]})"
+    )
 
 
 def check_npy_output(out: Path, inputs: list[Path]) -> None:

@@ -8,8 +8,8 @@ import click
 
 from data.errors import PipelineError
 from data.manifest import DTYPES
-from pipeline.options import config_defaults, device_option
-from pipeline.runtime import array_task, resolve_device
+from pipeline.options import config_defaults, device_option, precision_option
+from pipeline.runtime import array_task, resolve_device, resolve_precision
 from stage1_encode.encode import EncodeConfig
 from stage1_encode.teacher import MAX_LENGTH, POOLINGS
 
@@ -52,6 +52,7 @@ ENCODE = config_defaults(EncodeConfig)
 )
 @click.option("--dtype", type=click.Choice(DTYPES), default=ENCODE["dtype"])
 @device_option
+@precision_option
 @click.option("--num-shards", type=click.IntRange(1), default=None, help="Array task count K.")
 @click.option("--shard-index", type=click.IntRange(0), default=None, help="This task, 0..K-1.")
 @click.option("--dedup", is_flag=True, help="Drop exact duplicate texts (counted).")
@@ -73,6 +74,7 @@ def encode(
     shard_size,
     dtype,
     device,
+    precision,
     num_shards,
     shard_index,
     dedup,
@@ -100,13 +102,15 @@ def encode(
         corpus = list(corpus)
         resolve_corpus(corpus)
     tasks, index = array_task(num_shards, shard_index)
+    device = resolve_device(device)
     model = Teacher(
         teacher,
         pooling=pooling,
         normalize=normalize,
         max_length=max_length,
-        device=resolve_device(device),
+        device=device,
         trust_remote_code=trust_remote_code,
+        precision=resolve_precision(precision, device, "teacher"),
     )
     cfg = EncodeConfig(
         out=out,
@@ -121,6 +125,7 @@ def encode(
     )
     summary = run_encode(corpus, model, cfg)
     click.echo(
-        f"encoded {summary.rows} rows in {summary.seconds:.1f}s ({summary.rate:.1f} sentences/s); "
+        f"encoded {summary.rows} rows in {summary.seconds:.1f}s ({summary.rate:.1f} sentences/s, "
+        f"{model.precision}); "
         f"{len(summary.written)} shard(s) written, {len(summary.skipped)} already complete -> {out}"
     )

@@ -12,9 +12,10 @@ from pipeline.options import (
     config_defaults,
     device_option,
     encode_batch_option,
+    precision_option,
     results_out_option,
 )
-from pipeline.runtime import resolve_device
+from pipeline.runtime import load_encoder_as, resolve_device
 from stage3_eval.glue import AugmentConfig, EncoderFactory, FineTuneConfig, GlueRunConfig
 from stage3_eval.glue.encoders import BILSTM_LR, TRANSFORMER_LR
 from stage3_eval.glue.run import describe_default_epochs
@@ -38,11 +39,9 @@ def eval_group() -> None:
     """Stage 3: evaluate students and teachers; every command writes OUT/results.json."""
 
 
-def _load(specs: tuple[str, ...], device: str, batch_size: int):
-    from stage3_eval.encoders import load_encoder
-
+def _load(specs: tuple[str, ...], device: str, batch_size: int, precision: str):
     for spec in specs:
-        yield load_encoder(spec, device=str(resolve_device(device)), batch_size=batch_size)
+        yield load_encoder_as(spec, device, batch_size, precision)
 
 
 @eval_group.command("sts")
@@ -58,7 +57,8 @@ def _load(specs: tuple[str, ...], device: str, batch_size: int):
 @results_out_option
 @encode_batch_option
 @device_option
-def sts_cmd(models, files, out, batch_size, device) -> None:
+@precision_option
+def sts_cmd(models, files, out, batch_size, device, precision) -> None:
     """Zero-shot cosine Pearson and Spearman (x100 in the table) on STS files."""
     from data.sts import read_sts
     from stage3_eval.results import write_results
@@ -66,7 +66,7 @@ def sts_cmd(models, files, out, batch_size, device) -> None:
 
     datasets = [read_sts(f) for f in files]  # fail on bad input before loading any model
     rows, entries = [], []
-    for encoder in _load(models, device, batch_size):
+    for encoder in _load(models, device, batch_size, precision):
         for pairs in datasets:
             score = evaluate_sts(encoder, pairs)
             entries += sts_results(encoder, pairs.name, score)
@@ -113,8 +113,18 @@ def sts_cmd(models, files, out, batch_size, device) -> None:
 @results_out_option
 @encode_batch_option
 @device_option
+@precision_option
 def probe_cmd(
-    models, targets, validation_fraction, max_rows, ks, index_kind, out, batch_size, device
+    models,
+    targets,
+    validation_fraction,
+    max_rows,
+    ks,
+    index_kind,
+    out,
+    batch_size,
+    device,
+    precision,
 ) -> None:
     """kNN recall@k of the teacher's neighbours and mean cosine on held-out shard rows."""
     from data.shards import ShardStore
@@ -123,7 +133,7 @@ def probe_cmd(
 
     store = ShardStore(targets)
     rows, entries = [], []
-    for encoder in _load(models, device, batch_size):
+    for encoder in _load(models, device, batch_size, precision):
         fraction = resolve_fraction(validation_fraction, encoder)
         held = held_out_rows(store, fraction, max_rows)
         score = run_probe(encoder, held, tuple(sorted(set(ks))), index_kind)

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from pipeline.options import device_option, encode_batch_option
-from pipeline.runtime import resolve_device
+from pipeline.options import device_option, encode_batch_option, precision_option
+from pipeline.runtime import load_encoder_as
 from stage3_eval.knn import DEFAULT_INDEX_KIND, INDEX_KINDS
 
 
@@ -33,23 +33,23 @@ from stage3_eval.knn import DEFAULT_INDEX_KIND, INDEX_KINDS
 )
 @encode_batch_option
 @device_option
+@precision_option
 @click.option("--overwrite", is_flag=True, help="Replace an index of another model or corpus.")
-def index_cmd(model, corpus, out, kind, batch_size, device, overwrite) -> None:
+def index_cmd(model, corpus, out, kind, batch_size, device, precision, overwrite) -> None:
     """Encode a text collection and write a faiss index directory (streaming, resumable as a no-op
     when the same index is already complete)."""
     from data.corpus import resolve_corpus
-    from stage3_eval.encoders import load_encoder
     from stage3_eval.search import build_index_dir
 
     resolve_corpus(list(corpus))  # fail on bad input before loading the model
-    encoder = load_encoder(model, device=str(resolve_device(device)), batch_size=batch_size)
+    encoder = load_encoder_as(model, device, batch_size, precision)
     summary = build_index_dir(encoder, list(corpus), out, kind=kind, overwrite=overwrite)
     if not summary.built:
         click.echo(f"{out}: index of {summary.rows} texts already complete")
         return
     click.echo(
         f"indexed {summary.rows} texts in {summary.seconds:.1f}s "
-        f"({summary.rate:.0f} sentences/s) -> {out}"
+        f"({summary.rate:.0f} sentences/s, {encoder.precision}) -> {out}"
     )
 
 

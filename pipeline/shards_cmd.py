@@ -56,7 +56,7 @@ def info_cmd(directory: Path, as_json: bool) -> None:
         f"teacher      {teacher['name_or_path']}",
         f"             sha256 {teacher['weights_sha256'][:16]}…  dim {teacher['hidden_size']}  "
         f"pooling {teacher['pooling']}  normalize {teacher['normalize']}  "
-        f"max_length {teacher['max_length']}",
+        f"max_length {teacher['max_length']}  precision {teacher.get('precision', 'fp32')}",
         f"corpus       {_corpus_source(corpus)}, {corpus['lines']} lines, "
         f"sha256 {corpus['sha256'][:16]}…",
         f"shards       {len(manifest['shards'])} of {len(expected_shards(manifest))} complete, "

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from pipeline.options import FiniteRange, config_defaults, device_option
-from pipeline.runtime import resolve_device
+from pipeline.runtime import resolve_device, resolve_precision
 from stage2_train.config import CONNECTIONS, HEADS, POOLINGS, StudentConfig
 from stage2_train.train import TrainConfig
 
@@ -103,6 +103,13 @@ STUDENT = config_defaults(StudentConfig)
 @click.option("--seed", default=TRAIN["seed"], type=click.IntRange(0))
 @device_option
 @click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default=TRAIN["precision"],
+    help="bf16: forward pass under bf16 autocast (weights, optimizer and loss stay float32); "
+    "needs native bf16. See docs/student.md for the measured trade.",
+)
+@click.option(
     "--threads", default=TRAIN["threads"], type=click.IntRange(1), help="torch CPU threads."
 )
 @click.option("--overwrite", is_flag=True, help="Replace a run of another configuration in --out.")
@@ -140,6 +147,7 @@ def train(
     keep_checkpoints,
     seed,
     device,
+    precision,
     threads,
     overwrite,
     progress,
@@ -183,6 +191,7 @@ def train(
         keep_checkpoints=keep_checkpoints,
         seed=seed,
         device=str(resolve_device(device)),
+        precision=resolve_precision(precision, resolve_device(device), "student"),
         threads=threads,
         overwrite=overwrite,
         progress=progress,

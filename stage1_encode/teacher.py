@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
 from data.files import sha256_file
-from stage1_encode.onednn import pack_linears
+from stage1_encode.onednn import pack_linears, to_bfloat16
 
 POOLINGS = ("mean", "cls", "pooler")
 MAX_LENGTH = 128  # tokens per text; longer ones are truncated (and counted)
@@ -99,6 +99,7 @@ class Teacher(torch.nn.Module):
         max_length: int = MAX_LENGTH,
         device: torch.device | str = "cpu",
         trust_remote_code: bool = False,
+        precision: str | None = None,
     ):
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -126,6 +127,8 @@ class Teacher(torch.nn.Module):
         self.max_length = max_length
         self.model.to(torch.device(device)).eval()
         self._folder = folder if is_local else None
+        # fp32 or bf16 (autocast on a GPU; bf16 products on the CPU once packed for inference).
+        self.precision = precision or ("bf16" if self.device.type == "cuda" else "fp32")
 
     @property
     def device(self) -> torch.device:
@@ -172,14 +175,19 @@ class Teacher(torch.nn.Module):
             "max_length": self.max_length,
             "normalize": self.normalize,
             "vocab_size": int(self.model.get_input_embeddings().weight.shape[0]),
+            "precision": self.precision,
         }
 
     def pack_for_inference(self) -> int:
         """Lay the CPU weights out for oneDNN (see ``onednn.py``); return how many layers.
 
-        For inference only: packed layers no longer train.
+        With ``precision`` bf16 the CPU model is cast to bf16 first (``to_bfloat16``). For
+        inference only: packed layers no longer train.
         """
         self.eval()
+        if self.precision == "bf16" and self.device.type == "cpu":
+            to_bfloat16(self.model)
+            return pack_linears(self.model, torch.bfloat16)
         return pack_linears(self.model)
 
     @property
@@ -211,7 +219,7 @@ class Teacher(torch.nn.Module):
         return ids, len(cut)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type != "cuda":
+        if self.device.type != "cuda" or self.precision != "bf16":
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)

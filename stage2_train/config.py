@@ -94,6 +94,7 @@ _VOLATILE = (
     "threads",
     "overwrite",
     "device",
+    "precision",
     "val_every",
     "sts_dev",
     "checkpoint_every",
@@ -130,6 +131,7 @@ class TrainConfig:
     window_shards: int = 2
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"  # bf16: forward pass under bf16 autocast; weights stay float32
     threads: int | None = None
     overwrite: bool = False
     progress: bool = True

@@ -272,7 +272,10 @@ class Student(SentenceEncoding, nn.Module):
             self.dim,
             self.pad_id,
             lambda input_ids, mask: (
-                self.forward(input_ids.to(self.device), mask.to(self.device)).cpu().numpy()
+                self.forward(input_ids.to(self.device), mask.to(self.device))
+                .float()
+                .cpu()
+                .numpy()  # bf16 under autocast
             ),
             batch_size=batch_size,
             max_tokens=max_tokens,

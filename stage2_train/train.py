@@ -290,8 +290,10 @@ def _step(run: _Run, batch: TrainBatch) -> float:
     factor = lr_factor(run.clock.progress(run.state.step, run.total_steps), cfg.warmup)
     for group in run.optimizer.param_groups:
         group["lr"] = cfg.lr * factor
-    pred = run.model(batch.input_ids.to(device), batch.attention_mask.to(device))
-    loss = distill_loss(pred, batch.targets.to(device), cfg.mse_weight, cfg.cos_weight)
+    bf16 = cfg.precision == "bf16"  # autocast only: weights, optimiser and loss stay float32
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        pred = run.model(batch.input_ids.to(device), batch.attention_mask.to(device))
+    loss = distill_loss(pred.float(), batch.targets.to(device), cfg.mse_weight, cfg.cos_weight)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.clip > 0:

@@ -8,12 +8,14 @@ student and its teacher come out of the same command and the same code path. GLU
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from data.errors import PipelineError
 from stage2_train.layout import is_student_dir
@@ -49,12 +51,14 @@ class Encoder:
     kind: str  # "student" or "teacher"
     model: Any
     batch_size: int = 256
+    precision: str = "fp32"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self.kind == "student":
-            vectors = self.model.encode(list(texts), batch_size=self.batch_size)
+            with student_precision(self.precision, self.model.device.type):
+                vectors = self.model.encode(list(texts), batch_size=self.batch_size)
         else:
             vectors = self.model.encode(list(texts))
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -68,13 +72,28 @@ class Encoder:
         return sum(p.numel() for p in self.model.parameters())
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "dim": self.dim, "parameters": self.parameters}
+        return {
+            "kind": self.kind,
+            "dim": self.dim,
+            "parameters": self.parameters,
+            "precision": self.precision,
+        }
+
+
+def student_precision(precision: str, device_type: str) -> contextlib.AbstractContextManager:
+    """The context a student encodes in: bf16 autocast (LSTM and linear layers) or float32."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=torch.bfloat16)
 
 
 def load_encoder(
-    spec: str, *, device: str = "cpu", batch_size: int = Encoder.batch_size
+    spec: str, *, device: str = "cpu", batch_size: int = Encoder.batch_size, precision: str = "fp32"
 ) -> Encoder:
-    """``spec`` is a student dir, ``teacher``, or an HF encoder name/folder (the teacher path)."""
+    """``spec`` is a student dir, ``teacher``, or an HF encoder name/folder (the teacher path).
+
+    ``precision`` (fp32 or bf16) is the arithmetic it encodes in.
+    """
     if model_kind(spec) == STUDENT:
         try:
             from stage2_train import Student
@@ -82,9 +101,9 @@ def load_encoder(
             raise PipelineError(f"{spec}: cannot load a student ({exc})") from None
         model = Student.from_pretrained(spec)
         model.to(device).eval()
-        return Encoder(str(spec), STUDENT, model, batch_size)
+        return Encoder(str(spec), STUDENT, model, batch_size, precision)
     from stage1_encode.teacher import Teacher
 
-    model = Teacher(None if spec == TEACHER else spec, device=device)
+    model = Teacher(None if spec == TEACHER else spec, device=device, precision=precision)
     model.pack_for_inference()  # the baseline runs as fast as stage 1 makes it
-    return Encoder(spec, TEACHER, model, batch_size)
+    return Encoder(spec, TEACHER, model, batch_size, precision)

@@ -40,7 +40,10 @@ def datasets_of(directory: Path) -> dict[str, dict[str, list]]:
 
 def test_contract_and_vectors_in_corpus_order(tmp_path, tiny_corpus, tiny_teacher_dir) -> None:
     out = tmp_path / "shards"
-    result = encode(tiny_corpus, out, tiny_teacher_dir, "--shard-size", "25", "--dtype", "float32")
+    result = encode(
+        tiny_corpus, out, tiny_teacher_dir, "--shard-size", "25", "--dtype", "float32",
+        "--precision", "fp32",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "sentences/s" in result.output
     manifest = json.loads((out / "manifest.json").read_text())

@@ -47,17 +47,30 @@ def _run_cli(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
 
 
-def test_vectors_equal_sentence_transformers(tmp_path, corpus_dir, embedded_teacher_dir) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_vectors_equal_sentence_transformers(
+    tmp_path, corpus_dir, embedded_teacher_dir, precision
+) -> None:
+    """float32 equals sentence-transformers to 1e-5; bf16 keeps every cosine to it >= 0.9999."""
+    from pipeline.runtime import cpu_has_native_bf16
+
+    if precision == "bf16" and not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bfloat16")
     corpus = _corpus_slice(corpus_dir, tmp_path, 300)
     out = tmp_path / "shards"
-    result = _run_cli("encode", corpus, "--out", out, "--dtype", "float32", "--shard-size", "128")
+    args = ("--dtype", "float32", "--shard-size", "128", "--precision", precision)
+    result = _run_cli("encode", corpus, "--out", out, *args)
     assert result.returncode == 0, result.stderr
     store = shards.ShardStore(out)
     assert store.manifest["teacher"]["pooling"] == "mean" and store.normalized
+    assert store.manifest["teacher"]["precision"] == precision
     stored = np.concatenate([shards.read_shard(p).embedding for p in store.paths])
     texts = [t for p in store.paths for t in shards.read_shard(p).text]
     reference = _sentence_transformers_reference(embedded_teacher_dir, texts)
-    np.testing.assert_allclose(stored, reference, atol=1e-5)
+    if precision == "fp32":
+        np.testing.assert_allclose(stored, reference, atol=1e-5)
+    else:
+        assert (stored * reference).sum(1).min() >= 0.9999  # both unit length
 
 
 def _datasets(directory: Path) -> dict[str, list]:

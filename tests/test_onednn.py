@@ -73,3 +73,22 @@ def test_packed_teacher_gives_the_same_vectors(tiny_teacher_dir) -> None:
     torch.testing.assert_close(
         torch.from_numpy(teacher.encode(texts)), torch.from_numpy(before), atol=1e-5, rtol=0
     )
+
+
+@needs_onednn
+def test_to_bfloat16_keeps_embeddings_and_layernorms_float32() -> None:
+    from stage1_encode.onednn import to_bfloat16
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(20, 16), nn.Linear(16, 16), nn.LayerNorm(16)).eval()
+    ids = torch.randint(0, 20, (3, 5))
+    with torch.inference_mode():
+        want = model(ids)
+        to_bfloat16(model)
+        assert pack_linears(model, torch.bfloat16) == 1
+        got = model(ids)
+    assert model[0].weight.dtype == model[2].weight.dtype == torch.float32
+    assert model[1].weight.dtype == torch.bfloat16 and isinstance(model[1], PackedLinear)
+    assert got.dtype == torch.float32  # the LayerNorm took the bf16 product back to float32
+    assert not torch.equal(got, want)
+    torch.testing.assert_close(got, want, atol=0.05, rtol=0)
