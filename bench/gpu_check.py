@@ -125,13 +125,14 @@ def check_train(args: argparse.Namespace, work: Path) -> dict:
 
 def check_embed(args: argparse.Namespace, work: Path, lines: list[str]) -> dict:
     """Embed the corpus lines with the trained student on the device, as stage 3 does."""
+    from data.progress import encode_timed
     from pipeline.runtime import resolve_precision
-    from stage3_eval.encoders import encode_timed, load_encoder
+    from stage3_eval.encoders import load_encoder
 
     precision = resolve_precision("auto", torch.device(args.device), "student")
     encoder = load_encoder(str(work / "student"), device=args.device, precision=precision)
     encoder.encode(lines[:64])  # warm-up
-    vectors, seconds = encode_timed(encoder, lines)
+    vectors, seconds = encode_timed(encoder.encode, lines)
     model = encoder.model
     flops = student_flops([len(ids) for ids in model.tokenize(lines)], model.config)
     return {

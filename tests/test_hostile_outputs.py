@@ -280,6 +280,8 @@ def test_a_shard_encoded_with_another_pooling_is_refused_everywhere(
         "--shard-size",
         "40",
         "--normalize",
+        "--precision",
+        "fp32",  # as make_tiny_shards encoded; auto may pick bf16 on this CPU
     )
     assert resumed.exit_code == 0 and "skipping" in resumed.output, resumed.output
     out = tmp_path / "o"
