@@ -32,6 +32,8 @@ VERSION = "0.0.1"
 ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 # What a complete folder holds; its presence makes a second run a no-op.
 REQUIRED = ("config.json", "model.safetensors", "tokenizer.json", "modules.json")
+DEFAULT_DEST = ROOT / "runs" / "teachers"
+FOLDER = DEFAULT_DEST / NAME
 
 
 def sha256(path: Path) -> str:
@@ -99,7 +101,7 @@ def fetch(dest: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dest", type=Path, default=ROOT / "runs" / "teachers")
+    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST)
     fetch(parser.parse_args().dest)
 
 

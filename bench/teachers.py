@@ -21,10 +21,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench.common import ROOT, SHARED_DATA
+from bench.common import SHARED_DATA
+from bench.fetch_mpnet import DEFAULT_DEST as RUNS
+from bench.fetch_mpnet import FOLDER as MPNET
 
-RUNS = ROOT / "runs" / "teachers"
-MPNET = RUNS / "all-mpnet-base-v2"
 SUBSET = RUNS / "corpus-subset.txt"
 SHARDS = RUNS / "mpnet-shards"
 KEEP, STRIDE = 3, 8

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
+from stage1_encode import families
 from stage1_encode.onednn import pack_linears
 
 POOLINGS = ("mean", "cls", "pooler")
@@ -68,7 +69,7 @@ class Teacher(torch.nn.Module):
         device: torch.device | str = "cpu",
         trust_remote_code: bool = False,
     ):
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         super().__init__()
@@ -78,20 +79,27 @@ class Teacher(torch.nn.Module):
         is_local = folder.is_dir()
         if not is_local and (folder.is_absolute() or self.name_or_path.startswith(".")):
             raise PipelineError(f"teacher {self.name_or_path}: no such folder")
+        families.check_folder(self.name_or_path)
         try:
+            config = AutoConfig.from_pretrained(
+                self.name_or_path, trust_remote_code=trust_remote_code
+            )
+            families.check_encoder(config, self.name_or_path)
             self.tokenizer = AutoTokenizer.from_pretrained(
                 self.name_or_path, trust_remote_code=trust_remote_code
             )
             self.model = AutoModel.from_pretrained(
-                self.name_or_path, trust_remote_code=trust_remote_code
+                self.name_or_path, config=config, trust_remote_code=trust_remote_code
             )
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PipelineError(f"cannot load teacher {self.name_or_path}: {first}") from None
+        families.check_tokenizer(self.tokenizer, self.model, self.name_or_path)
         declared = declared_pooling(folder if is_local else None)
         self.pooling = pooling or declared[0]
         if self.pooling not in POOLINGS:
             raise PipelineError(f"unknown pooling {self.pooling!r}; choose from {POOLINGS}")
+        families.check_pooling(self.model, self.pooling, self.name_or_path)
         self.normalize = declared[1] if normalize is None else normalize
         self.max_length = max_length
         self.model.to(torch.device(device)).eval()
