@@ -1,75 +1,184 @@
 """The all-mpnet-base-v2 teacher end to end: corpus subset, stage 1, and the comparison table.
 
 Encoding the whole shared corpus (168k lines) with a 12-layer 768-d teacher takes about three
-hours on this machine's two shared cores, so the MPNet run uses a fixed subset: every line of
+hours on this machine's two idle cores, so the MPNet run uses a fixed subset: every line of
 the seven corpus files (sorted, blank lines skipped) whose running index ``i`` has
-``i % 8 < 3``, which keeps 3 of every 8 lines of every file (62,988 lines) in corpus order.
+``i % 8 < 3``, which keeps 3 of every 8 lines of every file (62,988 lines), shuffled with seed 0
+so that its first N lines are a uniform sample of the corpus too. ``--lines N`` encodes only
+that prefix (its own shard directory), for a student when the full subset cannot finish.
 
-    python -m bench.teachers subset                 # runs/teachers/corpus-subset.txt
-    python -m bench.teachers encode                 # resumable: re-run to continue
+    python -m bench.teachers encode [--lines 20000]   # resumable: re-run to continue
+    python -m bench.teachers compare --student runs/teachers/student-mpnet --targets DIR
+
+``compare`` writes bench/results/teachers.json: the MPNet teacher (through sentence-transformers)
+and the MPNet student on the same corpus lines in one process and the same threads (sentences/s),
+zero-shot STS-B dev for both, the student's validation cosine and kNN recall@10 on its
+held-out shard rows, parameters; the MiniLM student's row is quoted from
+bench/results/train_quality.json and student_speed.json (measured earlier, not rerun).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench.common import SHARED_DATA
+import numpy as np
+import torch
+
+from bench.common import RESULTS, SHARED_DATA, corpus_lines, write_result
 from bench.fetch_mpnet import DEFAULT_DEST as RUNS
 from bench.fetch_mpnet import FOLDER as MPNET
 
 SUBSET = RUNS / "corpus-subset.txt"
 SHARDS = RUNS / "mpnet-shards"
-KEEP, STRIDE = 3, 8
+KEEP, STRIDE, SEED = 3, 8, 0
 
 
-def write_subset(target: Path = SUBSET) -> int:
-    """Write the documented subset (3 of every 8 non-blank corpus lines); return its size."""
-    kept = index = 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    with partial.open("w", encoding="utf-8") as out:
-        for path in sorted((SHARED_DATA / "corpus").glob("*.txt.gz")):
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                for line in handle:
-                    text = line.strip()
-                    if not text:
-                        continue
+def subset_lines() -> list[str]:
+    """The documented subset: 3 of every 8 non-blank corpus lines, shuffled with seed 0."""
+    kept, index = [], 0
+    for path in sorted((SHARED_DATA / "corpus").glob("*.txt.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                text = line.strip()
+                if text:
                     if index % STRIDE < KEEP:
-                        out.write(text + "\n")
-                        kept += 1
+                        kept.append(text)
                     index += 1
-    partial.replace(target)
+    random.Random(SEED).shuffle(kept)
     return kept
 
 
-def encode(shard_size: int) -> None:
+def write_subset(lines: int | None) -> Path:
+    """Write the subset (or its first ``lines`` lines) once; return the file."""
+    target = SUBSET if lines is None else SUBSET.with_name(f"corpus-subset-{lines}.txt")
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        texts = subset_lines()[:lines]
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text("\n".join(texts) + "\n", encoding="utf-8")
+        partial.replace(target)
+        print(f"{target}: {len(texts)} lines")
+    return target
+
+
+def shard_dir(lines: int | None) -> Path:
+    return SHARDS if lines is None else SHARDS.with_name(f"{SHARDS.name}-{lines}")
+
+
+def encode(lines: int | None, shard_size: int) -> None:
     """Stage 1 on the subset with MPNet; complete shards are skipped, so re-running resumes."""
-    if not SUBSET.is_file():
-        print(f"{SUBSET}: {write_subset()} lines")
-    command = [sys.executable, "-m", "pipeline", "encode", str(SUBSET), "--out", str(SHARDS)]
+    corpus, out = write_subset(lines), shard_dir(lines)
+    command = [sys.executable, "-m", "pipeline", "encode", str(corpus), "--out", str(out)]
     command += ["--teacher", str(MPNET), "--shard-size", str(shard_size), "--device", "cpu"]
     subprocess.run(command, check=True)
+
+
+def minilm_row() -> dict[str, Any]:
+    """The MiniLM student of docs/student.md, as its own benchmark files recorded it."""
+    quality = json.loads((RESULTS / "train_quality.json").read_text(encoding="utf-8"))
+    speed = json.loads((RESULTS / "student_speed.json").read_text(encoding="utf-8"))
+    student = next(r for r in speed["rows"] if r.get("precision") == "fp32")
+    return {
+        "encoder": "MiniLM student (runs/student-v2, quoted from earlier benchmark files)",
+        "parameters": quality["parameters"],
+        "corpus_rows": quality["corpus_rows"],
+        "sts_b_dev_spearman": quality["sts_b_dev_spearman"],
+        "teacher_sts_b_dev_spearman": quality["teacher_sts_b_dev_spearman"],
+        "validation_cosine": quality["validation"]["cosine"],
+        "sentences_per_second": student["sentences_per_second"],
+        "speedup_vs_sentence_transformers_teacher": student["speedup_vs_teacher"],
+    }
+
+
+def compare(student_dir: Path, targets: Path, count: int) -> None:
+    """The comparison table of docs/teachers.md (one process, same lines, same threads)."""
+    from sentence_transformers import SentenceTransformer
+
+    from bench.student_speed import spearman, timed
+    from data.shards import ShardStore
+    from data.sts import read_sts
+    from stage2_train import Student
+    from stage3_eval.encoders import load_encoder
+    from stage3_eval.probe import held_out_rows, resolve_fraction, run_probe
+
+    lines = corpus_lines("nltk_brown.txt.gz", count)
+    pairs = read_sts(SHARED_DATA / "glue/STS-B/dev.tsv")
+    teacher = SentenceTransformer(str(MPNET), device="cpu")
+
+    def teacher_encode(texts: list[str]) -> np.ndarray:
+        return teacher.encode(texts, batch_size=32, show_progress_bar=False)
+
+    student = Student.from_pretrained(student_dir)
+    summary = json.loads((student_dir / "config.json").read_text(encoding="utf-8"))["training"]
+    teacher_rate, student_rate = timed(teacher_encode, lines), timed(student.encode, lines)
+    teacher_sts, student_sts = spearman(teacher_encode, pairs), spearman(student.encode, pairs)
+    encoder = load_encoder(str(student_dir))
+    held = held_out_rows(ShardStore(targets), resolve_fraction(None, encoder))
+    probe = run_probe(encoder, held, (1, 10))
+    rows = [
+        {
+            "encoder": "teacher all-mpnet-base-v2 (sentence-transformers, batch 32)",
+            "parameters": sum(p.numel() for p in teacher.parameters()),
+            "sentences_per_second": teacher_rate,
+            "sts_b_dev_spearman": teacher_sts,
+        },
+        {
+            "encoder": f"MPNet student {student_dir}",
+            "parameters": student.num_parameters(),
+            "corpus_rows": summary["corpus_rows"],
+            "sentences_seen": summary["sentences_seen"],
+            "train_seconds": summary["train_seconds"],
+            "sts_b_dev_spearman": student_sts,
+            "sts_share_of_teacher": student_sts / teacher_sts,
+            "validation_cosine": summary["validation"]["cosine"],
+            "knn_probe": {
+                "rows": probe.rows,
+                **{f"recall@{k}": v for k, v in probe.recall.items()},
+            },
+            "sentences_per_second": student_rate,
+            "speedup_vs_sentence_transformers_teacher": student_rate / teacher_rate,
+        },
+        minilm_row(),
+    ]
+    write_result(
+        "teachers",
+        {
+            "lines": len(lines),
+            "threads": torch.get_num_threads(),
+            "targets": str(targets),
+            "rows": rows,
+            "target_sts_share": 0.95,
+            "target_speedup": 80.0,
+        },
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("subset", help="Write the corpus subset.")
     enc = commands.add_parser("encode", help="Stage 1 with MPNet on the subset (resumable).")
-    enc.add_argument("--shard-size", type=int, default=5000)
+    enc.add_argument("--lines", type=int, default=None, help="Only the subset's first N lines.")
+    enc.add_argument("--shard-size", type=int, default=2500)
+    cmp = commands.add_parser("compare", help="Write bench/results/teachers.json.")
+    cmp.add_argument("--student", type=Path, required=True, help="MPNet student dir.")
+    cmp.add_argument("--targets", type=Path, required=True, help="Its MPNet shard dir.")
+    cmp.add_argument("--lines", type=int, default=5000, help="nltk_brown lines timed.")
     args = parser.parse_args()
-    if args.command == "subset":
-        print(f"{SUBSET}: {write_subset()} lines")
-    elif args.command == "encode":
-        encode(args.shard_size)
+    if args.command == "encode":
+        encode(args.lines, args.shard_size)
+    else:
+        compare(args.student, args.targets, args.lines)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ each with one line naming the model family:
   need decoder inputs the pipeline never has;
 * a model folder without tokenizer files: transformers then builds an empty tokenizer that
   turns every word into ``[UNK]``;
-* ``--pooling pooler`` on a family without a pooler layer.
+* ``--pooling pooler`` on a family without a pooler layer, or on a checkpoint without its
+  trained pooler weights.
 """
 
 from __future__ import annotations
@@ -70,10 +71,21 @@ def check_tokenizer(tokenizer: Any, model: Any, name_or_path: str) -> None:
         )
 
 
-def check_pooling(model: Any, pooling: str, name_or_path: str) -> None:
-    """``pooler`` needs the family's pooler layer (BERT, RoBERTa and MPNet have one)."""
-    if pooling == "pooler" and getattr(model, "pooler", None) is None:
+def check_pooling(model: Any, pooling: str, name_or_path: str, loading: dict[str, Any]) -> None:
+    """``pooler`` needs the family's pooler layer (BERT, RoBERTa, MPNet) with trained weights.
+
+    A checkpoint saved without them (from a masked-LM head model, say) still loads: transformers
+    initialises the missing pooler at random, and its vectors would be noise.
+    """
+    if pooling != "pooler":
+        return
+    family = model.config.model_type
+    if getattr(model, "pooler", None) is None:
         raise PipelineError(
-            f"teacher {name_or_path}: {model.config.model_type} has no pooler layer; "
-            "use --pooling cls or mean"
+            f"teacher {name_or_path}: {family} has no pooler layer; use --pooling cls or mean"
+        )
+    if any("pooler" in key for key in loading.get("missing_keys", ())):
+        raise PipelineError(
+            f"teacher {name_or_path}: the {family} checkpoint has no pooler weights (they would "
+            "be random); use --pooling cls or mean"
         )

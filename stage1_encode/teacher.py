@@ -88,8 +88,11 @@ class Teacher(torch.nn.Module):
             self.tokenizer = AutoTokenizer.from_pretrained(
                 self.name_or_path, trust_remote_code=trust_remote_code
             )
-            self.model = AutoModel.from_pretrained(
-                self.name_or_path, config=config, trust_remote_code=trust_remote_code
+            self.model, loading = AutoModel.from_pretrained(
+                self.name_or_path,
+                config=config,
+                trust_remote_code=trust_remote_code,
+                output_loading_info=True,
             )
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -99,7 +102,7 @@ class Teacher(torch.nn.Module):
         self.pooling = pooling or declared[0]
         if self.pooling not in POOLINGS:
             raise PipelineError(f"unknown pooling {self.pooling!r}; choose from {POOLINGS}")
-        families.check_pooling(self.model, self.pooling, self.name_or_path)
+        families.check_pooling(self.model, self.pooling, self.name_or_path, loading)
         self.normalize = declared[1] if normalize is None else normalize
         self.max_length = max_length
         self.model.to(torch.device(device)).eval()

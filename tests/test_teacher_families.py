@@ -335,6 +335,21 @@ def test_bad_teachers_are_refused_and_nothing_is_written(
     refused([*args, wider], "hidden_size", "32 here, 48", untouched=out)
 
 
+def test_pooler_without_trained_weights_is_refused(tmp_path, corpus, tiny_teacher_dir) -> None:
+    import shutil
+
+    from transformers import BertModel
+
+    headless = tmp_path / "headless"
+    shutil.copytree(tiny_teacher_dir, headless)
+    model = BertModel.from_pretrained(str(tiny_teacher_dir), add_pooling_layer=False)
+    model.save_pretrained(str(headless))  # as a masked-LM checkpoint is saved: no pooler
+    out = tmp_path / "shards"
+    args = ["encode", corpus, "--out", out, "--teacher", headless, "--device", "cpu"]
+    refused([*args, "--pooling", "pooler"], "bert", "no pooler weights", untouched=out)
+    assert run_cli(*args, "--pooling", "cls").exit_code == 0
+
+
 def test_tokenizer_of_another_model_is_refused(tmp_path, corpus, tiny_teacher_dir) -> None:
     import shutil
 
