@@ -8,6 +8,7 @@ so that its first N lines are a uniform sample of the corpus too. ``--lines N`` 
 that prefix (its own shard directory), for a student when the full subset cannot finish.
 
     python -m bench.teachers encode [--lines 20000]   # resumable: re-run to continue
+    python -m bench.teachers wordpieces --targets DIR   # to choose --embed-proj
     python -m bench.teachers compare --student runs/teachers/student-mpnet --targets DIR
 
 ``compare`` writes bench/results/teachers.json: the MPNet teacher (through sentence-transformers)
@@ -82,6 +83,57 @@ def encode(lines: int | None, shard_size: int) -> None:
     command = [sys.executable, "-m", "pipeline", "encode", str(corpus), "--out", str(out)]
     command += ["--teacher", str(MPNET), "--shard-size", str(shard_size), "--device", "cpu"]
     subprocess.run(command, check=True)
+
+
+def wordpiece_ranks(targets: Path, ranks: tuple[int, ...]) -> None:
+    """How much a rank-k projection of the word-piece matrix keeps, for choosing --embed-proj.
+
+    Two cheap measurements, no training: the share of the matrix's variance in its top k
+    principal directions (MPNet's and MiniLM's), and a bag-of-word-pieces proxy of the
+    student: ridge regression from the mean of a line's word-pieces, projected onto those k
+    directions, to the teacher's vector, scored by mean cosine on a fifth of the stored rows.
+    """
+    import h5py
+    from safetensors.torch import load_file
+
+    from data import shards
+    from stage1_encode.teacher import embedded_teacher_path
+
+    def variance_kept(matrix: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+        centred = matrix - matrix.mean(0)
+        _, values, basis = torch.linalg.svd(centred, full_matrices=False)
+        share = (values**2).cumsum(0) / (values**2).sum()
+        return basis, [float(share[min(k, len(share)) - 1]) for k in ranks]
+
+    minilm = load_file(str(Path(embedded_teacher_path()) / "model.safetensors"))
+    minilm_matrix = next(v for k, v in minilm.items() if "word_embeddings" in k).float()
+    matrix = load_file(str(targets / shards.INPUT_EMBEDDINGS))["weight"].float()
+    basis, kept = variance_kept(matrix)
+    with h5py.File(shards.list_shard_files(targets)[0], "r") as handle:
+        targets_y = handle["embedding"][()].astype(np.float32)
+        ids = list(handle["input_ids"][()])
+    bags = torch.stack([matrix[torch.as_tensor(row, dtype=torch.long)].mean(0) for row in ids])
+    split = len(bags) * 4 // 5
+    proxy = {}
+    for k in ranks:
+        x = (bags @ basis[:k].T).numpy()
+        x = np.hstack([x, np.ones((len(x), 1), np.float32)])
+        gram = x[:split].T @ x[:split] + 1e-2 * np.eye(x.shape[1], dtype=np.float32)
+        weights = np.linalg.solve(gram, x[:split].T @ targets_y[:split])
+        pred, true = x[split:] @ weights, targets_y[split:]
+        cos = (pred * true).sum(1) / np.linalg.norm(pred, axis=1) / np.linalg.norm(true, axis=1)
+        proxy[k] = float(cos.mean())
+    write_result(
+        "teachers_wordpieces",
+        {
+            "targets": str(targets),
+            "rows": len(bags),
+            "ranks": list(ranks),
+            "teacher_variance_kept": dict(zip(ranks, kept, strict=True)),
+            "minilm_variance_kept": dict(zip(ranks, variance_kept(minilm_matrix)[1], strict=True)),
+            "bag_of_wordpieces_val_cosine": proxy,
+        },
+    )
 
 
 def minilm_row() -> dict[str, Any]:
@@ -174,9 +226,13 @@ def main() -> None:
     cmp.add_argument("--student", type=Path, required=True, help="MPNet student dir.")
     cmp.add_argument("--targets", type=Path, required=True, help="Its MPNet shard dir.")
     cmp.add_argument("--lines", type=int, default=5000, help="nltk_brown lines timed.")
+    ranks = commands.add_parser("wordpieces", help="Measure rank-k word-piece projections.")
+    ranks.add_argument("--targets", type=Path, required=True, help="An MPNet shard dir.")
     args = parser.parse_args()
     if args.command == "encode":
         encode(args.lines, args.shard_size)
+    elif args.command == "wordpieces":
+        wordpiece_ranks(args.targets, (64, 128, 256, 384, 768))
     else:
         compare(args.student, args.targets, args.lines)
 

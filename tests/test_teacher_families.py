@@ -330,6 +330,10 @@ def test_bad_teachers_are_refused_and_nothing_is_written(
     gpt2 = tiny_gpt2(tmp_path / "gpt2", tiny_teacher_dir)
     refused([*args, gpt2], "gpt2", "decoder-only", untouched=out)
 
+    t5 = shutil.copytree(tiny_teacher_dir, tmp_path / "t5")
+    (t5 / "config.json").write_text(json.dumps({"model_type": "t5", "d_model": HIDDEN}))
+    refused([*args, t5], "t5", "encoder-decoder", untouched=out)
+
     assert run_cli(*args, tiny_teacher_dir).exit_code == 0
     wider = build_tiny_teacher(tmp_path / "wider", hidden=48)
     refused([*args, wider], "hidden_size", "32 here, 48", untouched=out)
