@@ -9,6 +9,7 @@ that prefix (its own shard directory), for a student when the full subset cannot
 
     python -m bench.teachers encode [--lines 20000]   # resumable: re-run to continue
     python -m bench.teachers wordpieces --targets DIR   # to choose --embed-proj
+    python -m bench.teachers glue --student DIR --targets DIR [--seeds 3]
     python -m bench.teachers compare --student runs/teachers/student-mpnet --targets DIR
 
 ``compare`` writes bench/results/teachers.json: the MPNet teacher (through sentence-transformers)
@@ -16,6 +17,11 @@ and the MPNet student on the same corpus lines in one process and the same threa
 zero-shot STS-B dev for both, the student's validation cosine and kNN recall@10 on its
 held-out shard rows, parameters; the MiniLM student's row is quoted from
 bench/results/train_quality.json and student_speed.json (measured earlier, not rerun).
+``glue`` fine-tunes a student and its scratch twin (same architecture and word-pieces, no
+distillation) on CoLA and SST-2 with the budget of docs/glue.md (8,000 training examples,
+per-task epochs) into runs/teachers/glue (resumable; every model run there is reported) and
+writes bench/results/teachers_glue.json beside the full-corpus MiniLM student's scores from
+bench/results/glue.json.
 """
 
 from __future__ import annotations
@@ -153,7 +159,9 @@ def minilm_row() -> dict[str, Any]:
     }
 
 
-def compare(student_dir: Path, targets: Path, count: int) -> None:
+def compare(
+    student_dir: Path, targets: Path, count: int, teacher_sts: float | None, name: str
+) -> None:
     """The comparison table of docs/teachers.md (one process, same lines, same threads)."""
     from sentence_transformers import SentenceTransformer
 
@@ -174,7 +182,9 @@ def compare(student_dir: Path, targets: Path, count: int) -> None:
     student = Student.from_pretrained(student_dir)
     summary = json.loads((student_dir / "config.json").read_text(encoding="utf-8"))["training"]
     teacher_rate, student_rate = timed(teacher_encode, lines), timed(student.encode, lines)
-    teacher_sts, student_sts = spearman(teacher_encode, pairs), spearman(student.encode, pairs)
+    if teacher_sts is None:
+        teacher_sts = spearman(teacher_encode, pairs)
+    student_sts = spearman(student.encode, pairs)
     encoder = load_encoder(str(student_dir))
     held = held_out_rows(ShardStore(targets), resolve_fraction(None, encoder))
     probe = run_probe(encoder, held, (1, 10))
@@ -204,7 +214,7 @@ def compare(student_dir: Path, targets: Path, count: int) -> None:
         minilm_row(),
     ]
     write_result(
-        "teachers",
+        name,
         {
             "lines": len(lines),
             "threads": torch.get_num_threads(),
@@ -212,6 +222,46 @@ def compare(student_dir: Path, targets: Path, count: int) -> None:
             "rows": rows,
             "target_sts_share": 0.95,
             "target_speedup": 80.0,
+        },
+    )
+
+
+def glue(student_dir: Path, targets: Path, seeds: int, tasks: str, models: str) -> None:
+    """CoLA and SST-2 dev: MPNet student and scratch against the MiniLM student's scores."""
+    from bench.glue import scores_by_model, student_vs_scratch
+    from pipeline.cli import main as pipeline_main
+
+    out = RUNS / "glue"
+    common = ["--tasks", tasks, "--data-dir", str(SHARED_DATA / "glue"), "--out", str(out)]
+    common += ["--seeds", str(seeds), "--max-train-examples", "8000", "--no-predict-test"]
+    runs = {
+        "student": (str(student_dir), []),
+        "scratch": ("scratch", ["--teacher", str(targets), "--student-config", str(student_dir)]),
+    }
+    for model, extra in (runs[name] for name in models.split(",")):
+        argv = ["eval", "glue", "--model", model, "--device", "cpu", *common, *extra]
+        print("$ pipeline " + " ".join(argv), flush=True)
+        pipeline_main.main(argv, standalone_mode=False)
+    scores, timing = scores_by_model(out)
+    minilm = json.loads((RESULTS / "glue.json").read_text(encoding="utf-8"))
+    names = tasks.split(",")
+    write_result(
+        "teachers_glue",
+        {
+            "budget": {"seeds": seeds, "max_train_examples": 8000, "epochs": "per task"},
+            "scores_x100": {
+                m: {t: {"mean": float(np.mean(v)), "seeds": v} for t, v in by.items()}
+                for m, by in scores.items()
+            },
+            "student_vs_scratch": student_vs_scratch(
+                {("student" if m == student_dir.name else m): v for m, v in scores.items()}, names
+            ),
+            "minilm_full_corpus_scores_x100": {
+                m: {t: minilm["scores_x100"][m][t] for t in names}
+                for m in ("student", "scratch", "teacher")
+            },
+            "seconds_per_run": timing,
+            "results_dir": str(out),
         },
     )
 
@@ -226,15 +276,25 @@ def main() -> None:
     cmp.add_argument("--student", type=Path, required=True, help="MPNet student dir.")
     cmp.add_argument("--targets", type=Path, required=True, help="Its MPNet shard dir.")
     cmp.add_argument("--lines", type=int, default=5000, help="nltk_brown lines timed.")
+    cmp.add_argument("--teacher-sts", type=float, help="The teacher's STS-B, if measured before.")
+    cmp.add_argument("--name", default="teachers", help="bench/results/NAME.json")
     ranks = commands.add_parser("wordpieces", help="Measure rank-k word-piece projections.")
     ranks.add_argument("--targets", type=Path, required=True, help="An MPNet shard dir.")
+    glue_cmd = commands.add_parser("glue", help="Write bench/results/teachers_glue.json.")
+    glue_cmd.add_argument("--student", type=Path, required=True, help="MPNet student dir.")
+    glue_cmd.add_argument("--targets", type=Path, required=True, help="Its MPNet shard dir.")
+    glue_cmd.add_argument("--seeds", type=int, default=3)
+    glue_cmd.add_argument("--tasks", default="cola,sst2")
+    glue_cmd.add_argument("--models", default="student,scratch")
     args = parser.parse_args()
-    if args.command == "encode":
+    if args.command == "glue":
+        glue(args.student, args.targets, args.seeds, args.tasks, args.models)
+    elif args.command == "encode":
         encode(args.lines, args.shard_size)
     elif args.command == "wordpieces":
         wordpiece_ranks(args.targets, (64, 128, 256, 384, 768))
     else:
-        compare(args.student, args.targets, args.lines)
+        compare(args.student, args.targets, args.lines, args.teacher_sts, args.name)
 
 
 if __name__ == "__main__":
