@@ -1,7 +1,8 @@
 """The all-mpnet-base-v2 teacher end to end: corpus subset, stage 1, and the comparison table.
 
-Encoding the whole shared corpus (168k lines) with a 12-layer 768-d teacher takes about three
-hours on this machine's two idle cores, so the MPNet run uses a fixed subset: every line of
+Encoding the whole shared corpus (168k lines) with a 12-layer 768-d teacher takes an hour or
+more on this machine's two cores (hours when they are shared), so the MPNet run uses a fixed
+subset: every line of
 the seven corpus files (sorted, blank lines skipped) whose running index ``i`` has
 ``i % 8 < 3``, which keeps 3 of every 8 lines of every file (62,988 lines), shuffled with seed 0
 so that its first N lines are a uniform sample of the corpus too. ``--lines N`` encodes only
@@ -12,8 +13,9 @@ that prefix (its own shard directory), for a student when the full subset cannot
     python -m bench.teachers glue --student DIR --targets DIR [--seeds 3]
     python -m bench.teachers compare --student runs/teachers/student-mpnet --targets DIR
 
-``compare`` writes bench/results/teachers.json: the MPNet teacher (through sentence-transformers)
-and the MPNet student on the same corpus lines in one process and the same threads (sentences/s),
+``compare`` writes bench/results/teachers.json (``--name``): the MPNet teacher (through
+sentence-transformers) and the MPNet student on the same corpus lines in one process and the
+same threads (sentences/s),
 zero-shot STS-B dev for both, the student's validation cosine and kNN recall@10 on its
 held-out shard rows, parameters; the MiniLM student's row is quoted from
 bench/results/train_quality.json and student_speed.json (measured earlier, not rerun).
