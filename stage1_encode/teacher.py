@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from data.batching import pad_batch, token_budget_batches
 from data.errors import PipelineError
 from data.files import sha256_file
+from stage1_encode import families
 from stage1_encode.onednn import pack_linears, to_bfloat16
 
 POOLINGS = ("mean", "cls", "pooler")
@@ -57,8 +58,11 @@ def declared_pooling(folder: Path | None) -> tuple[str, bool]:
     return pooling, normalize
 
 
-def _load_model(auto_model: Any, name_or_path: str, folder: Path, trust_remote_code: bool) -> Any:
-    """The encoder's weights, from ``model.safetensors`` whenever the folder has one.
+def _load_model(
+    auto_model: Any, name_or_path: str, folder: Path, config: Any, trust_remote_code: bool
+) -> tuple[Any, dict[str, Any]]:
+    """The encoder and its loading report (which weights were missing), from
+    ``model.safetensors`` whenever the folder has one.
 
     A pickled ``pytorch_model.bin`` is read only by torch's weights-only loader (inside
     transformers), which refuses anything but tensors; that refusal, like a damaged safetensors
@@ -70,8 +74,10 @@ def _load_model(auto_model: Any, name_or_path: str, folder: Path, trust_remote_c
             warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
             return auto_model.from_pretrained(
                 name_or_path,
+                config=config,
                 trust_remote_code=trust_remote_code,
                 use_safetensors=True if has_safetensors else None,
+                output_loading_info=True,
             )
     except pickle.UnpicklingError:
         where = folder / _WEIGHT_FILES[1] if folder.is_dir() else name_or_path
@@ -101,7 +107,7 @@ class Teacher(torch.nn.Module):
         trust_remote_code: bool = False,
         precision: str | None = None,
     ):
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         super().__init__()
@@ -111,18 +117,27 @@ class Teacher(torch.nn.Module):
         is_local = folder.is_dir()
         if not is_local and (folder.is_absolute() or self.name_or_path.startswith(".")):
             raise PipelineError(f"teacher {self.name_or_path}: no such folder")
+        families.check_folder(self.name_or_path)
         try:
+            config = AutoConfig.from_pretrained(
+                self.name_or_path, trust_remote_code=trust_remote_code
+            )
+            families.check_encoder(config, self.name_or_path)
             self.tokenizer = AutoTokenizer.from_pretrained(
                 self.name_or_path, trust_remote_code=trust_remote_code
             )
-            self.model = _load_model(AutoModel, self.name_or_path, folder, trust_remote_code)
+            self.model, loading = _load_model(
+                AutoModel, self.name_or_path, folder, config, trust_remote_code
+            )
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PipelineError(f"cannot load teacher {self.name_or_path}: {first}") from None
+        families.check_tokenizer(self.tokenizer, self.model, self.name_or_path)
         declared = declared_pooling(folder if is_local else None)
         self.pooling = pooling or declared[0]
         if self.pooling not in POOLINGS:
             raise PipelineError(f"unknown pooling {self.pooling!r}; choose from {POOLINGS}")
+        families.check_pooling(self.model, self.pooling, self.name_or_path, loading)
         self.normalize = declared[1] if normalize is None else normalize
         self.max_length = max_length
         self.model.to(torch.device(device)).eval()
