@@ -65,10 +65,10 @@ def resolve_precision(choice: str, device: torch.device, kind: str) -> str:
 
 def load_encoder_as(spec: str, device: str, batch_size: int, precision: str) -> Any:
     """Stage 3's ``load_encoder`` with the CLI's ``--device`` and ``--precision`` resolved."""
-    from stage3_eval.encoders import is_student_dir, load_encoder
+    from stage3_eval.encoders import STUDENT, load_encoder, model_kind
 
     where = resolve_device(device)
-    kind = "student" if spec != "teacher" and is_student_dir(spec) else "teacher"
+    kind = "student" if model_kind(spec) == STUDENT else "teacher"
     chosen = resolve_precision(precision, where, kind)
     return load_encoder(spec, device=str(where), batch_size=batch_size, precision=chosen)
 
