@@ -111,9 +111,13 @@ def bracketed(run: Callable[[], object], precision: str) -> dict[str, float]:
 def roofline(flops: int, seconds: float, peak_gflops: float) -> dict[str, float]:
     """The figure a benchmark reports: achieved GFLOP/s and its share of the measured peak."""
     achieved = flops / seconds / 1e9
-    return {
-        "gflop": round(flops / 1e9, 2),
-        "achieved_gflops": round(achieved, 1),
+    return {  # significant figures, not decimals: a tiny model's rate must not round to zero
+        "gflop": _significant(flops / 1e9),
+        "achieved_gflops": _significant(achieved),
         "peak_gflops": peak_gflops,
-        "share_of_peak": round(achieved / peak_gflops, 3),
+        "share_of_peak": _significant(achieved / peak_gflops),
     }
+
+
+def _significant(value: float, digits: int = 4) -> float:
+    return float(f"{value:.{digits}g}")
