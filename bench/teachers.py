@@ -10,20 +10,18 @@ that prefix (its own shard directory), for a student when the full subset cannot
 
     python -m bench.teachers encode [--lines 20000]   # resumable: re-run to continue
     python -m bench.teachers wordpieces --targets DIR   # to choose --embed-proj
-    python -m bench.teachers glue --student DIR --targets DIR [--seeds 3]
-    python -m bench.teachers compare --student runs/teachers/student-mpnet --targets DIR
+    python -m bench.teachers glue --student DIR --targets DIR
+    python -m bench.teachers compare --student runs/teachers/student-mpnet --targets DIR \
+        --minilm-student runs/student --minilm-targets runs/corpus-shards
 
-``compare`` writes bench/results/teachers.json (``--name``): the MPNet teacher (through
-sentence-transformers) and the MPNet student on the same corpus lines in one process and the
-same threads (sentences/s),
-zero-shot STS-B dev for both, the student's validation cosine and kNN recall@10 on its
-held-out shard rows, parameters; the MiniLM student's row is quoted from
-bench/results/train_quality.json and student_speed.json (measured earlier, not rerun).
-``glue`` fine-tunes a student and its scratch twin (same architecture and word-pieces, no
-distillation) on CoLA and SST-2 with the budget of docs/glue.md (8,000 training examples,
-per-task epochs) into runs/teachers/glue (resumable; every model run there is reported) and
-writes bench/results/teachers_glue.json beside the full-corpus MiniLM student's scores from
-bench/results/glue.json.
+``compare`` writes bench/results/teachers.json (``--name``): each teacher (through
+sentence-transformers) and its student on the same corpus lines, in one process with the same
+threads (sentences/s), zero-shot STS-B dev for all, each student's validation cosine, kNN
+recall@10 on its held-out shard rows, and parameters. ``glue`` fine-tunes the MPNet student and
+its scratch twin (same architecture and word-pieces, no distillation) on the five averaged GLUE
+tasks with full training sets, per-task epochs and the seeds of bench/glue.py into
+runs/teachers/glue (resumable), and writes bench/results/teachers_glue.json beside the MiniLM
+student's and scratch's scores read from bench/glue.py's results folder.
 """
 
 from __future__ import annotations
@@ -44,7 +42,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 import torch
 
-from bench.common import RESULTS, SHARED_DATA, corpus_lines, write_result
+from bench.common import SHARED_DATA, corpus_lines, write_result
 from bench.fetch_mpnet import DEFAULT_DEST as RUNS
 from bench.fetch_mpnet import FOLDER as MPNET
 
@@ -90,6 +88,7 @@ def encode(lines: int | None, shard_size: int) -> None:
     corpus, out = write_subset(lines), shard_dir(lines)
     command = [sys.executable, "-m", "pipeline", "encode", str(corpus), "--out", str(out)]
     command += ["--teacher", str(MPNET), "--shard-size", str(shard_size), "--device", "cpu"]
+    command += ["--precision", "fp32"]  # the precision of the parity test with sentence-transformers
     subprocess.run(command, check=True)
 
 
@@ -144,83 +143,85 @@ def wordpiece_ranks(targets: Path, ranks: tuple[int, ...]) -> None:
     )
 
 
-def minilm_row() -> dict[str, Any]:
-    """The MiniLM student of docs/student.md, as its own benchmark files recorded it."""
-    quality = json.loads((RESULTS / "train_quality.json").read_text(encoding="utf-8"))
-    speed = json.loads((RESULTS / "student_speed.json").read_text(encoding="utf-8"))
-    student = next(r for r in speed["rows"] if r.get("precision") == "fp32")
-    return {
-        "encoder": "MiniLM student (runs/student-v2, quoted from earlier benchmark files)",
-        "parameters": quality["parameters"],
-        "corpus_rows": quality["corpus_rows"],
-        "sts_b_dev_spearman": quality["sts_b_dev_spearman"],
-        "teacher_sts_b_dev_spearman": quality["teacher_sts_b_dev_spearman"],
-        "validation_cosine": quality["validation"]["cosine"],
-        "sentences_per_second": student["sentences_per_second"],
-        "speedup_vs_sentence_transformers_teacher": student["speedup_vs_teacher"],
-    }
-
-
-def compare(
-    student_dir: Path, targets: Path, count: int, teacher_sts: float | None, name: str
-) -> None:
-    """The comparison table of docs/teachers.md (one process, same lines, same threads)."""
-    from sentence_transformers import SentenceTransformer
-
-    from bench.student_speed import spearman, timed
+def student_row(
+    name: str, student_dir: Path, targets: Path, lines: list[str], pairs, teacher: dict
+) -> dict[str, Any]:
+    """One student's row: quality, held-out kNN recall and speed against ``teacher``'s rate."""
+    from bench.student_speed import spearman
     from data.shards import ShardStore
-    from data.sts import read_sts
     from stage2_train import Student
     from stage3_eval.encoders import load_encoder
     from stage3_eval.probe import held_out_rows, resolve_fraction, run_probe
 
-    lines = corpus_lines("nltk_brown.txt.gz", count)
-    pairs = read_sts(SHARED_DATA / "glue/STS-B/dev.tsv")
-    teacher = SentenceTransformer(str(MPNET), device="cpu")
-
-    def teacher_encode(texts: list[str]) -> np.ndarray:
-        return teacher.encode(texts, batch_size=32, show_progress_bar=False)
-
     student = Student.from_pretrained(student_dir)
     summary = json.loads((student_dir / "config.json").read_text(encoding="utf-8"))["training"]
-    teacher_rate, student_rate = timed(teacher_encode, lines), timed(student.encode, lines)
-    if teacher_sts is None:
-        teacher_sts = spearman(teacher_encode, pairs)
-    student_sts = spearman(student.encode, pairs)
+    rate = sentences_per_second(student.encode, lines)
+    sts = spearman(student.encode, pairs)
     encoder = load_encoder(str(student_dir))
-    held = held_out_rows(ShardStore(targets), resolve_fraction(None, encoder))
-    probe = run_probe(encoder, held, (1, 10))
-    rows = [
-        {
-            "encoder": "teacher all-mpnet-base-v2 (sentence-transformers, batch 32)",
-            "parameters": sum(p.numel() for p in teacher.parameters()),
-            "sentences_per_second": teacher_rate,
-            "sts_b_dev_spearman": teacher_sts,
-        },
-        {
-            "encoder": f"MPNet student {student_dir}",
-            "parameters": student.num_parameters(),
-            "corpus_rows": summary["corpus_rows"],
-            "sentences_seen": summary["sentences_seen"],
-            "train_seconds": summary["train_seconds"],
-            "sts_b_dev_spearman": student_sts,
-            "sts_share_of_teacher": student_sts / teacher_sts,
-            "validation_cosine": summary["validation"]["cosine"],
-            "knn_probe": {
-                "rows": probe.rows,
-                **{f"recall@{k}": v for k, v in probe.recall.items()},
-            },
-            "sentences_per_second": student_rate,
-            "speedup_vs_sentence_transformers_teacher": student_rate / teacher_rate,
-        },
-        minilm_row(),
-    ]
+    probe = run_probe(encoder, held_out_rows(ShardStore(targets), resolve_fraction(None, encoder)))
+    return {
+        "encoder": f"{name} student {student_dir}",
+        "parameters": student.num_parameters(),
+        "corpus_rows": summary["corpus_rows"],
+        "sentences_seen": summary["sentences_seen"],
+        "train_seconds": summary["train_seconds"],
+        "sts_b_dev_spearman": sts,
+        "sts_share_of_teacher": sts / teacher["sts_b_dev_spearman"],
+        "validation_cosine": summary["validation"]["cosine"],
+        "knn_probe": {"rows": probe.rows, **{f"recall@{k}": v for k, v in probe.recall.items()}},
+        "sentences_per_second": rate,
+        "speedup_vs_sentence_transformers_teacher": rate / teacher["sentences_per_second"],
+    }
+
+
+def sentences_per_second(encode, lines: list[str]) -> float:
+    """Rate of one timed ``encode`` of ``lines`` after a short warm-up."""
+    from data.progress import encode_timed
+
+    encode(lines[:64])
+    return len(lines) / encode_timed(encode, lines)[1]
+
+
+def teacher_row(name: str, folder: Path, lines: list[str], pairs) -> dict[str, Any]:
+    """A sentence-transformers teacher: parameters, sentences/s on ``lines``, STS-B dev."""
+    from sentence_transformers import SentenceTransformer
+
+    from bench.student_speed import spearman
+
+    model = SentenceTransformer(str(folder), device="cpu")
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return model.encode(texts, batch_size=32, show_progress_bar=False)
+
+    return {
+        "encoder": f"teacher {name} (sentence-transformers, batch 32)",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "sentences_per_second": sentences_per_second(encode, lines),
+        "sts_b_dev_spearman": spearman(encode, pairs),
+    }
+
+
+def compare(students: dict[str, tuple[Path, Path]], count: int, name: str) -> None:
+    """The comparison table of docs/teachers.md: each teacher and its student, one process.
+
+    ``students`` maps a teacher name to (student dir, its shard dir). Every encoder runs on the
+    same ``count`` corpus lines with the same threads, so the speed-ups are same-run ratios.
+    """
+    from data.sts import read_sts
+    from stage1_encode.teacher import embedded_teacher_path
+
+    lines = corpus_lines("nltk_brown.txt.gz", count)
+    pairs = read_sts(SHARED_DATA / "glue/STS-B/dev.tsv")
+    folders = {"all-mpnet-base-v2": MPNET, "all-MiniLM-L6-v2": Path(embedded_teacher_path())}
+    rows = []
+    for teacher_name, (student_dir, targets) in students.items():
+        teacher = teacher_row(teacher_name, folders[teacher_name], lines, pairs)
+        rows += [teacher, student_row(teacher_name, student_dir, targets, lines, pairs, teacher)]
     write_result(
         name,
         {
             "lines": len(lines),
             "threads": torch.get_num_threads(),
-            "targets": str(targets),
             "rows": rows,
             "target_sts_share": 0.95,
             "target_speedup": 80.0,
@@ -228,41 +229,68 @@ def compare(
     )
 
 
-def glue(student_dir: Path, targets: Path, seeds: int, tasks: str, models: str) -> None:
-    """CoLA and SST-2 dev: MPNet student and scratch against the MiniLM student's scores."""
+GLUE_TASKS = "cola,sst2,mrpc,stsb,rte"  # the five averaged tasks of docs/glue.md
+GLUE_SEEDS = {"sst2": 3}  # 5 seeds elsewhere, as bench/glue.py plans the MiniLM rows
+
+
+def glue(student_dir: Path, targets: Path, tasks: str, minilm_glue: Path) -> None:
+    """GLUE dev with full training sets: the MPNet student and its scratch twin.
+
+    Resumable (finished (task, seed) pairs are skipped). The MiniLM student and scratch rows
+    are read from ``minilm_glue``, the results folder of bench/glue.py, run with the same
+    budget, so the two teachers' students are compared at equal fine-tuning.
+    """
     from bench.glue import scores_by_model, student_vs_scratch
     from pipeline.cli import main as pipeline_main
 
     out = RUNS / "glue"
-    common = ["--tasks", tasks, "--data-dir", str(SHARED_DATA / "glue"), "--out", str(out)]
-    common += ["--seeds", str(seeds), "--max-train-examples", "8000", "--no-predict-test"]
-    runs = {
-        "student": (str(student_dir), []),
-        "scratch": ("scratch", ["--teacher", str(targets), "--student-config", str(student_dir)]),
+    models = {
+        "student-mpnet": [str(student_dir)],
+        "scratch-mpnet": [
+            "scratch",
+            "--teacher",
+            str(targets),
+            "--student-config",
+            str(student_dir),
+        ],
     }
-    for model, extra in (runs[name] for name in models.split(",")):
-        argv = ["eval", "glue", "--model", model, "--device", "cpu", *common, *extra]
-        print("$ pipeline " + " ".join(argv), flush=True)
-        pipeline_main.main(argv, standalone_mode=False)
+    for name, (model, *extra) in models.items():
+        for task in tasks.split(","):
+            argv = ["eval", "glue", "--model", model, "--name", name, "--tasks", task, *extra]
+            argv += ["--seeds", str(GLUE_SEEDS.get(task, 5)), "--out", str(out)]
+            argv += [
+                "--data-dir",
+                str(SHARED_DATA / "glue"),
+                "--no-predict-test",
+                "--device",
+                "cpu",
+            ]
+            print("$ pipeline " + " ".join(argv), flush=True)
+            pipeline_main.main(argv, standalone_mode=False)
     scores, timing = scores_by_model(out)
-    minilm = json.loads((RESULTS / "glue.json").read_text(encoding="utf-8"))
+    minilm, minilm_timing = scores_by_model(minilm_glue) if minilm_glue.is_dir() else ({}, {})
     names = tasks.split(",")
+    mpnet = {m.removesuffix("-mpnet"): v for m, v in scores.items()}
     write_result(
         "teachers_glue",
         {
-            "budget": {"seeds": seeds, "max_train_examples": 8000, "epochs": "per task"},
+            "budget": {"seeds": {t: GLUE_SEEDS.get(t, 5) for t in names}, "train": "full sets"},
             "scores_x100": {
-                m: {t: {"mean": float(np.mean(v)), "seeds": v} for t, v in by.items()}
-                for m, by in scores.items()
+                f"{teacher} {model}": {
+                    t: {"mean": float(np.mean(v)), "seeds": v} for t, v in by.items()
+                }
+                for teacher, rows in (("MPNet", mpnet), ("MiniLM", minilm))
+                for model, by in rows.items()
+                if model in ("student", "scratch")
             },
-            "student_vs_scratch": student_vs_scratch(
-                {("student" if m == student_dir.name else m): v for m, v in scores.items()}, names
-            ),
-            "minilm_full_corpus_scores_x100": {
-                m: {t: minilm["scores_x100"][m][t] for t in names}
-                for m in ("student", "scratch", "teacher")
+            "student_vs_scratch": student_vs_scratch(mpnet, names),
+            "mpnet_vs_minilm_student": {
+                t: student_vs_scratch(
+                    {"student": mpnet.get("student", {}), "scratch": minilm.get("student", {})}, [t]
+                ).get(t)
+                for t in names
             },
-            "seconds_per_run": timing,
+            "seconds_per_run": {**timing, **{f"MiniLM {m}": v for m, v in minilm_timing.items()}},
             "results_dir": str(out),
         },
     )
@@ -277,26 +305,29 @@ def main() -> None:
     cmp = commands.add_parser("compare", help="Write bench/results/teachers.json.")
     cmp.add_argument("--student", type=Path, required=True, help="MPNet student dir.")
     cmp.add_argument("--targets", type=Path, required=True, help="Its MPNet shard dir.")
+    cmp.add_argument("--minilm-student", type=Path, help="A MiniLM student, measured alongside.")
+    cmp.add_argument("--minilm-targets", type=Path, help="Its shard dir (held-out kNN rows).")
     cmp.add_argument("--lines", type=int, default=5000, help="nltk_brown lines timed.")
-    cmp.add_argument("--teacher-sts", type=float, help="The teacher's STS-B, if measured before.")
     cmp.add_argument("--name", default="teachers", help="bench/results/NAME.json")
     ranks = commands.add_parser("wordpieces", help="Measure rank-k word-piece projections.")
     ranks.add_argument("--targets", type=Path, required=True, help="An MPNet shard dir.")
     glue_cmd = commands.add_parser("glue", help="Write bench/results/teachers_glue.json.")
     glue_cmd.add_argument("--student", type=Path, required=True, help="MPNet student dir.")
     glue_cmd.add_argument("--targets", type=Path, required=True, help="Its MPNet shard dir.")
-    glue_cmd.add_argument("--seeds", type=int, default=3)
-    glue_cmd.add_argument("--tasks", default="cola,sst2")
-    glue_cmd.add_argument("--models", default="student,scratch")
+    glue_cmd.add_argument("--tasks", default=GLUE_TASKS)
+    glue_cmd.add_argument("--minilm-glue", type=Path, default=Path("runs/bench-glue"))
     args = parser.parse_args()
     if args.command == "glue":
-        glue(args.student, args.targets, args.seeds, args.tasks, args.models)
+        glue(args.student, args.targets, args.tasks, args.minilm_glue)
     elif args.command == "encode":
         encode(args.lines, args.shard_size)
     elif args.command == "wordpieces":
         wordpiece_ranks(args.targets, (64, 128, 256, 384, 768))
     else:
-        compare(args.student, args.targets, args.lines, args.teacher_sts, args.name)
+        students = {"all-mpnet-base-v2": (args.student, args.targets)}
+        if args.minilm_student:
+            students["all-MiniLM-L6-v2"] = (args.minilm_student, args.minilm_targets)
+        compare(students, args.lines, args.name)
 
 
 if __name__ == "__main__":
