@@ -230,7 +230,7 @@ def compare(
 
 def glue(student_dir: Path, targets: Path, seeds: int, tasks: str, models: str) -> None:
     """CoLA and SST-2 dev: MPNet student and scratch against the MiniLM student's scores."""
-    from bench.glue import scores_by_model, student_vs_scratch
+    from bench.glue_table import scores_by_model, student_vs_scratch
     from pipeline.cli import main as pipeline_main
 
     out = RUNS / "glue"
