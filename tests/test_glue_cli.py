@@ -203,6 +203,8 @@ def test_task_specific_kd_from_a_finetuned_teacher(tmp_path, tiny_teacher_dir):
         str(kd),
         "--augment",
         "3",
+        "--p-pos",
+        "0",  # no tagger needed; tests/test_glue_augment.py covers POS replacement
         "--no-predict-test",
         *QUICK,
     )
@@ -211,6 +213,7 @@ def test_task_specific_kd_from_a_finetuned_teacher(tmp_path, tiny_teacher_dir):
     assert {e["task"] for e in kd_entries} == {"sst2", "stsb", "glue"}
     sst2 = next(e for e in kd_entries if e["task"] == "sst2")
     assert sst2["extra"]["kd"] and sst2["extra"]["train_size"] > 16  # augmented rows added
+    assert (sst2["extra"]["p_mask"], sst2["extra"]["p_pos"]) == (0.1, 0.0)
     assert "| sst2 | accuracy | teacher |" not in (out / "glue.md").read_text()
     header = (out / "glue.md").read_text().splitlines()[0]
     assert "teacher" in header and "+kd" in header

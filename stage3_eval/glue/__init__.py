@@ -4,6 +4,7 @@ The modules in the order the data flows through them:
 
 * ``data.glue`` reads a task's TSV files into ``GlueSplit``s (the data layer);
 * ``augment``: Tang et al.'s synthetic, unlabelled copies of a train split (for KD);
+* ``pos``: the Penn tags and per-tag word counts that augmentation's POS rule draws from;
 * ``encoders``: which encoder ``--model`` names, built fresh for every (task, seed);
 * ``model``: that encoder plus a GLUE head, and how a fine-tuned one is saved and reloaded;
 * ``train``: the fine-tuning loop and batched prediction (``FineTuneConfig``);

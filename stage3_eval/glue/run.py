@@ -242,8 +242,7 @@ class GlueRunner:
             "lr": train_config.lr,
             "head_lr": train_config.head_lr,
             "frozen_encoder": cfg.freeze_encoder,
-            "kd": cfg.kd_teacher is not None,
-            "augment_copies": cfg.augment.copies if cfg.kd_teacher is not None else 0,
+            **self._kd_settings(),
             "final_loss": run.losses[-1] if run.losses else None,
         }
         sources = {s.name: s.source for s in data.evals}
@@ -261,6 +260,19 @@ class GlueRunner:
             for split, values in run.scores.items()
             for metric, value in values.items()
         ]
+
+    def _kd_settings(self) -> dict[str, object]:
+        """Whether KD ran and, if so, the augmentation it trained on (copies 0 without KD)."""
+        augment = self.config.augment
+        if self.config.kd_teacher is None:
+            return {"kd": False, "augment_copies": 0}
+        return {
+            "kd": True,
+            "augment_copies": augment.copies,
+            "p_mask": augment.p_mask,
+            "p_pos": augment.p_pos,
+            "p_ngram": augment.p_ngram,
+        }
 
     def _glue_scores(self) -> list[Result]:
         """The GLUE macro-average per seed over every task with results in ``out``."""
