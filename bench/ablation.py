@@ -88,7 +88,7 @@ def shard_dirs(args: argparse.Namespace, needed: set[str]) -> dict[str, Path]:
     """The shard directory of every data variant in ``needed``, encoded if not complete."""
     dirs = {"corpus": args.targets}
     if "dedup" in needed:
-        dirs["dedup"] = encode_like_default(args, "shards-dedup", [args.corpus], "--dedup")
+        dirs["dedup"] = encode_like_default(args, "shards-dedup", [args.corpus], dedup=True)
     if "wordnet" in needed:
         glosses = args.out / "wordnet.txt"
         if not glosses.is_file():
@@ -99,7 +99,7 @@ def shard_dirs(args: argparse.Namespace, needed: set[str]) -> dict[str, Path]:
 
 
 def encode_like_default(
-    args: argparse.Namespace, name: str, corpus: list[Path], *extra: str
+    args: argparse.Namespace, name: str, corpus: list[Path], dedup: bool = False
 ) -> Path:
     """``pipeline encode`` with the default shards' teacher and settings into ``OUT/name``."""
     base = read_manifest(args.targets)
@@ -123,20 +123,21 @@ def encode_like_default(
         base["dtype"],
         "--shard-size",
         str(base["shard_size"]),
-        *extra,
+        *(["--dedup"] if dedup else []),
     )
-    check_same_source(base, read_manifest(out), out, dedup=bool(extra))
+    check_same_source(base, read_manifest(out), out, same_corpus=dedup)
     return out
 
 
-def check_same_source(base: dict, made: dict, out: Path, dedup: bool) -> None:
-    """The variant's shards come from the default's teacher and start with the same corpus."""
+def check_same_source(base: dict, made: dict, out: Path, same_corpus: bool) -> None:
+    """The variant's shards come from the default's teacher and start with the same corpus
+    files (``same_corpus``: are exactly that corpus)."""
     if made["teacher"]["weights_sha256"] != base["teacher"]["weights_sha256"]:
         raise SystemExit(f"{out}: encoded by another teacher than {base['teacher']}")
     names = [Path(p).name for p in base["corpus"]["paths"]]
     if [Path(p).name for p in made["corpus"]["paths"]][: len(names)] != names:
         raise SystemExit(f"{out}: its corpus does not start with the default's files {names}")
-    if dedup and made["corpus"]["sha256"] != base["corpus"]["sha256"]:
+    if same_corpus and made["corpus"]["sha256"] != base["corpus"]["sha256"]:
         raise SystemExit(f"{out}: another corpus than the default shards' (sha256 differs)")
 
 
