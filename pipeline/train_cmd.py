@@ -70,6 +70,24 @@ STUDENT = config_defaults(StudentConfig)
 @click.option("--clip", default=TRAIN["clip"], type=FiniteRange(0), help="Grad-norm clip (0: off).")
 @click.option("--mse-weight", default=TRAIN["mse_weight"], type=FiniteRange(0))
 @click.option("--cos-weight", default=TRAIN["cos_weight"], type=FiniteRange(0))
+@click.option(
+    "--relational-weight",
+    default=TRAIN["relational_weight"],
+    type=FiniteRange(0),
+    help="MSE between the student's and the teacher's in-batch cosine matrices (0: off).",
+)
+@click.option(
+    "--contrastive-weight",
+    default=TRAIN["contrastive_weight"],
+    type=FiniteRange(0),
+    help="In-batch InfoNCE: each student vector against the batch's teacher vectors (0: off).",
+)
+@click.option(
+    "--temperature",
+    default=TRAIN["contrastive_temperature"],
+    type=FiniteRange(0.001, 10),
+    help="Softmax temperature of the contrastive term (see docs/student.md).",
+)
 @click.option("--epochs", default=TRAIN["epochs"], type=click.IntRange(1))
 @click.option(
     "--max-steps", default=TRAIN["max_steps"], type=click.IntRange(1), help="Overrides --epochs."
@@ -136,6 +154,9 @@ def train(
     clip,
     mse_weight,
     cos_weight,
+    relational_weight,
+    contrastive_weight,
+    temperature,
     epochs,
     max_steps,
     time_budget,
@@ -180,6 +201,9 @@ def train(
         clip=clip,
         mse_weight=mse_weight,
         cos_weight=cos_weight,
+        relational_weight=relational_weight,
+        contrastive_weight=contrastive_weight,
+        contrastive_temperature=temperature,
         epochs=epochs,
         max_steps=max_steps,
         time_budget=time_budget,

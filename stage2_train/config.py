@@ -102,6 +102,13 @@ _VOLATILE = (
     "log_every",
 )
 
+# Loss terms that are off by default: while off (weight 0) they and their settings are left out
+# of the run's identity, so a run recorded before they existed still resumes.
+_OPTIONAL_TERMS = {
+    "relational_weight": (),
+    "contrastive_weight": ("contrastive_temperature",),
+}
+
 
 @dataclass
 class TrainConfig:
@@ -118,6 +125,9 @@ class TrainConfig:
     clip: float = 1.0
     mse_weight: float = 1.0
     cos_weight: float = 1.0
+    relational_weight: float = 0.0  # in-batch cosine-matrix MSE (stage2_train/losses.py)
+    contrastive_weight: float = 0.0  # in-batch InfoNCE against the teacher vectors
+    contrastive_temperature: float = 0.05
     epochs: int = 3
     max_steps: int | None = None
     time_budget: float | None = None  # minutes; the LR decays to zero as the budget runs out
@@ -141,6 +151,10 @@ class TrainConfig:
         values = asdict(self)
         for key in _VOLATILE:
             values.pop(key)
+        for weight, companions in _OPTIONAL_TERMS.items():
+            if not values[weight]:
+                for key in (weight, *companions):
+                    values.pop(key)
         return json.loads(json.dumps(values, default=str))
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from safetensors import safe_open
 from tqdm import tqdm
 
@@ -40,6 +39,7 @@ from stage2_train.evaluate import sts_spearman, validate
 from stage2_train.export import model_card
 from stage2_train.hub import portable
 from stage2_train.layout import METRICS
+from stage2_train.losses import LossWeights, distill_loss
 from stage2_train.model import Student
 from stage2_train.optim import adamw, lr_factor
 from stage2_train.rundir import MetricsLog, prepare_run_dir
@@ -83,15 +83,15 @@ def _optimizer(student: Student, cfg: TrainConfig) -> torch.optim.Optimizer:
     return adamw(groups, lr=cfg.lr)
 
 
-def distill_loss(
-    pred: torch.Tensor, target: torch.Tensor, mse_weight: float, cos_weight: float
-) -> torch.Tensor:
-    loss = pred.new_zeros(())
-    if mse_weight:
-        loss = loss + mse_weight * F.mse_loss(pred, target)
-    if cos_weight:
-        loss = loss + cos_weight * (1.0 - F.cosine_similarity(pred, target, dim=1)).mean()
-    return loss
+def loss_weights(cfg: TrainConfig) -> LossWeights:
+    """The objective's terms as ``pipeline train``'s options set them."""
+    return LossWeights(
+        mse=cfg.mse_weight,
+        cos=cfg.cos_weight,
+        relational=cfg.relational_weight,
+        contrastive=cfg.contrastive_weight,
+        temperature=cfg.contrastive_temperature,
+    )
 
 
 # --------------------------------------------------------------------------------- the run
@@ -293,7 +293,7 @@ def _step(run: _Run, batch: TrainBatch) -> float:
     bf16 = cfg.precision == "bf16"  # autocast only: weights, optimiser and loss stay float32
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         pred = run.model(batch.input_ids.to(device), batch.attention_mask.to(device))
-    loss = distill_loss(pred.float(), batch.targets.to(device), cfg.mse_weight, cfg.cos_weight)
+    loss = distill_loss(pred.float(), batch.targets.to(device), loss_weights(cfg))
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.clip > 0:
@@ -393,7 +393,7 @@ def _summary(run: _Run, final: dict[str, Any]) -> dict[str, Any]:
         "train_seconds": seconds,
         "sentences_per_second": state.sentences_seen / seconds if seconds > 0 else None,
         "world_size": run.ctx.world,
-        "loss_spec": f"{cfg.mse_weight} × MSE + {cfg.cos_weight} × (1 − cosine)",
+        "loss_spec": loss_weights(cfg).spec(),
         "optimizer": f"AdamW lr {cfg.lr}, weight decay {cfg.weight_decay}, warmup "
         f"{cfg.warmup:.0%}, linear decay, clip {cfg.clip}, batch {cfg.batch_size}",
         "seed": cfg.seed,

@@ -13,13 +13,20 @@ from tests.conftest import tiny_corpus_lines
 TINY_ARCH = ("--hidden-size", "16", "--batch-size", "8", "--threads", "1", "--no-progress")
 
 
-def make_tiny_shards(out: Path, teacher_dir: Path, lines: int = 160, shard_size: int = 40) -> Path:
-    """Encode a tiny corpus with the tiny teacher (stage 1 is allowed in tests, not in stage 2)."""
+def make_tiny_shards(
+    out: Path, teacher_dir: Path, lines: int = 160, shard_size: int = 40, repeats: int = 0
+) -> Path:
+    """Encode a tiny corpus with the tiny teacher (stage 1 is allowed in tests, not in stage 2).
+
+    The corpus is written next to ``out`` as ``<out name>-corpus.txt``; its first ``repeats``
+    lines come again at its end (exact duplicates).
+    """
     from stage1_encode.encode import EncodeConfig, run_encode
     from stage1_encode.teacher import Teacher
 
     corpus = out.parent / f"{out.name}-corpus.txt"
-    corpus.write_text("\n".join(tiny_corpus_lines(lines)) + "\n", encoding="utf-8")
+    texts = tiny_corpus_lines(lines)
+    corpus.write_text("\n".join(texts + texts[:repeats]) + "\n", encoding="utf-8")
     teacher = Teacher(str(teacher_dir), normalize=True)
     run_encode([corpus], teacher, EncodeConfig(out=out, shard_size=shard_size, progress=False))
     return out

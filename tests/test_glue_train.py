@@ -19,6 +19,7 @@ from stage3_eval.glue.train import (
     FineTuneConfig,
     batch_loss,
     fine_tune,
+    frozen_vectors,
     predict,
     tokenize,
     training_batches,
@@ -194,3 +195,76 @@ def test_finetuned_head_config_that_does_not_fit_is_a_clear_error(tiny_teacher_d
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(PipelineError, match="unreadable head"):
         load_finetuned(tmp_path / "mnli")
+
+
+# ------------------------------------------------------------------ frozen encoder, cached vectors
+
+
+def _tiny_student(teacher_dir: Path):
+    from stage1_encode.teacher import Teacher
+    from stage2_train import Student, StudentConfig
+
+    embeddings = Teacher(str(teacher_dir)).input_embeddings()
+    torch.manual_seed(1)
+    config = StudentConfig(hidden_size=8, output_dim=16, dropout=0.3)  # dropout: must stay off
+    return Student.untrained(config, teacher_dir, embeddings)
+
+
+def _frozen_probe(encoder, task_name: str, root: Path, cached: bool):
+    """Train a head (dropout on) on a frozen encoder; count the encoder's forward calls."""
+    task = TASKS[task_name]
+    data = load_task(task, root)
+    calls = []
+    hook = encoder.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    torch.manual_seed(0)
+    head = GlueHead(encoder.dim, task.num_outputs, task.is_pair, 32, 0.1)
+    model = GlueModel(encoder, head, freeze_encoder=True)
+    train = tokenize(encoder, data.train.text_a, data.train.text_b)
+    config = FineTuneConfig(epochs=3, batch_size=8, head_lr=1e-2, warmup=0.0)
+    losses = fine_tune(
+        model,
+        frozen_vectors(model, train) if cached else train,
+        data.train.labels,
+        config,
+        regression=task.is_regression,
+        seed=0,
+    )
+    dev = data.evals[0]
+    outputs = predict(model, tokenize(encoder, dev.text_a, dev.text_b))
+    hook.remove()
+    return losses, outputs, sum(calls)
+
+
+@pytest.mark.parametrize("task_name", ["sst2", "mrpc"])
+def test_cached_frozen_probe_equals_running_the_encoder_every_batch(
+    glue_root, tiny_teacher_dir, task_name
+):
+    """Same losses and dev outputs (to float rounding) whether the frozen encoder runs on every
+    batch of every epoch or once per text; the cached path encodes each text once."""
+    encoder = _tiny_student(tiny_teacher_dir)
+    losses, outputs, calls = _frozen_probe(encoder, task_name, glue_root, cached=False)
+    cached_losses, cached_outputs, cached_calls = _frozen_probe(
+        encoder, task_name, glue_root, cached=True
+    )
+    np.testing.assert_allclose(cached_losses, losses, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cached_outputs, outputs, rtol=1e-4, atol=1e-5)
+    pair = 2 if TASKS[task_name].is_pair else 1
+    train_texts, dev_texts = 32 * pair, 32 * pair
+    assert calls == 3 * train_texts + dev_texts  # every epoch re-encodes the train set
+    assert cached_calls == train_texts + dev_texts
+
+
+def test_frozen_vectors_are_those_of_the_encoder_in_eval_mode(glue_root, tiny_teacher_dir):
+    encoder = _tiny_student(tiny_teacher_dir).train()  # dropout 0.3 would be on
+    data = load_task(TASKS["mrpc"], glue_root)
+    model = GlueModel(encoder, GlueHead(encoder.dim, 2, True, 8, 0.0), freeze_encoder=True)
+    cached = frozen_vectors(model, tokenize(encoder, data.train.text_a, data.train.text_b))
+    assert not encoder.training and len(cached) == 32 and cached.vectors_b is not None
+    expected = encoder.encode(data.train.text_b[:4], convert_to_tensor=True)
+    torch.testing.assert_close(cached.vectors_b[:4], expected.cpu(), rtol=1e-5, atol=1e-6)
+    assert not cached.vectors_a.requires_grad and cached.lengths() == [
+        max(len(a), len(b))
+        for a, b in zip(
+            encoder.tokenize(data.train.text_a), encoder.tokenize(data.train.text_b), strict=True
+        )
+    ]

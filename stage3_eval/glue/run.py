@@ -31,7 +31,15 @@ from stage3_eval.glue.model import (
 )
 from stage3_eval.glue.report import BENCHMARK, stored_scores
 from stage3_eval.glue.submit import write_submission
-from stage3_eval.glue.train import FineTuneConfig, fine_tune, predict, tokenize
+from stage3_eval.glue.train import (
+    FineTuneConfig,
+    FrozenVectors,
+    Tokenized,
+    fine_tune,
+    frozen_vectors,
+    predict,
+    tokenize,
+)
 from stage3_eval.results import Result, load_results, write_results
 
 # Fixed epochs per task: fewer passes over the four large sets keep a CPU run affordable.
@@ -158,9 +166,12 @@ class GlueRunner:
             train, targets = self._distillation_set(train, encoder)
             labels = train.labels
         train_config = self._train_config(task)
+        train_data: Tokenized | FrozenVectors = tokenize(encoder, train.text_a, train.text_b)
+        if cfg.freeze_encoder:  # the encoder's vectors do not change: compute them once
+            train_data = frozen_vectors(model, train_data)
         losses = fine_tune(
             model,
-            tokenize(encoder, train.text_a, train.text_b),
+            train_data,
             labels,
             train_config,
             regression=task.is_regression,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data.batching import length_grouped, sized_batches, token_budget_batches
+from data.batching import length_grouped, pad_batch, sized_batches, token_budget_batches
 from data.progress import progress_bar
 from stage2_train.optim import adamw, step_schedule
 from stage3_eval.glue.augment import NO_LABEL
@@ -55,9 +55,61 @@ class Tokenized:
             return [len(s) for s in self.ids_a]
         return [max(len(a), len(b)) for a, b in zip(self.ids_a, self.ids_b, strict=True)]
 
+    def outputs(self, model: GlueModel, batch: np.ndarray) -> torch.Tensor:
+        """The model's outputs for these rows: encoder, then head."""
+        return model(*self.rows(batch))
+
 
 def tokenize(encoder, text_a: list[str], text_b: list[str] | None) -> Tokenized:
     return Tokenized(encoder.tokenize(text_a), None if text_b is None else encoder.tokenize(text_b))
+
+
+@dataclass
+class FrozenVectors:
+    """A split's sentence vectors from a frozen encoder, computed once (``frozen_vectors``).
+
+    A frozen encoder runs in eval mode without gradients, so its vector for a text is the same
+    at every epoch: training the head on these cached vectors gives what running the encoder on
+    every batch gives (to float rounding: the batches are padded differently), at the cost of
+    one pass instead of one per epoch. ``lengths`` stay the token counts, so batching is the
+    same as for the ``Tokenized`` split.
+    """
+
+    vectors_a: torch.Tensor
+    vectors_b: torch.Tensor | None
+    token_lengths: list[int]
+
+    def __len__(self) -> int:
+        return len(self.vectors_a)
+
+    def lengths(self) -> list[int]:
+        return self.token_lengths
+
+    def outputs(self, model: GlueModel, batch: np.ndarray) -> torch.Tensor:
+        """The head's outputs for these rows; the encoder does not run."""
+        index = torch.as_tensor(batch)
+        vectors_b = None if self.vectors_b is None else self.vectors_b[index].to(model.device)
+        return model.head(self.vectors_a[index].to(model.device), vectors_b)
+
+
+@torch.no_grad()  # not inference_mode: the head's backward pass saves these vectors
+def frozen_vectors(model: GlueModel, data: Tokenized, max_tokens: int = 2048) -> FrozenVectors:
+    """Run ``model``'s frozen encoder once over a split, in eval mode (no dropout)."""
+    model.encoder.eval()
+
+    def encode(sequences: list[list[int]]) -> torch.Tensor:
+        vectors: torch.Tensor | None = None
+        lengths = [len(s) for s in sequences]
+        for batch in token_budget_batches(lengths, max_tokens, max_rows=256):
+            ids, mask = pad_batch([sequences[i] for i in batch], int(model.encoder.pad_id))
+            result = model.encoder(ids.to(model.device), mask.to(model.device)).float().cpu()
+            if vectors is None:
+                vectors = torch.zeros(len(sequences), result.shape[1])
+            vectors[torch.as_tensor(batch)] = result
+        return vectors if vectors is not None else torch.zeros(0, 0)
+
+    vectors_b = None if data.ids_b is None else encode(data.ids_b)
+    return FrozenVectors(encode(data.ids_a), vectors_b, data.lengths())
 
 
 def training_batches(
@@ -108,7 +160,7 @@ def batch_loss(
 
 def fine_tune(
     model: GlueModel,
-    data: Tokenized,
+    data: Tokenized | FrozenVectors,
     labels: np.ndarray,
     config: FineTuneConfig,
     *,
@@ -136,7 +188,7 @@ def fine_tune(
         for _ in range(config.epochs):
             total, seen = 0.0, 0
             for batch in training_batches(data.lengths(), config.batch_size, rng):
-                outputs = model(*data.rows(batch))
+                outputs = data.outputs(model, batch)
                 index = torch.as_tensor(batch)
                 batch_targets = (
                     None if target_tensor is None else target_tensor[index].to(outputs.device)
@@ -164,14 +216,14 @@ def fine_tune(
 
 @torch.inference_mode()
 def predict(
-    model: GlueModel, data: Tokenized, max_tokens: int = 8192, desc: str = "predict"
+    model: GlueModel, data: Tokenized | FrozenVectors, max_tokens: int = 8192, desc: str = "predict"
 ) -> np.ndarray:
     """Raw outputs ``[N, num_outputs]`` in input order (length-sorted batches inside)."""
     model.eval()
     outputs: np.ndarray | None = None
     with progress_bar(total=len(data), desc=desc, unit="ex", unit_scale=True, leave=False) as bar:
         for batch in token_budget_batches(data.lengths(), max_tokens, max_rows=256):
-            result = model(*data.rows(batch)).float().cpu().numpy()
+            result = data.outputs(model, batch).float().cpu().numpy()
             if outputs is None:
                 outputs = np.zeros((len(data), result.shape[1]), dtype=np.float32)
             outputs[batch] = result
