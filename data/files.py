@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -211,3 +212,19 @@ def require_writable_folder(folder: Path) -> None:
 
 def _mib(size: int) -> str:
     return f"{size / 2**20:,.1f} MiB"
+
+
+@contextlib.contextmanager
+def exclusive_lock(folder: Path, name: str) -> Iterator[None]:
+    """Hold ``folder/name`` locked (``flock``) for a read-modify-write that other processes share.
+
+    Concurrent writers (SLURM array tasks, two benchmark runs into one folder) would otherwise
+    each read the file, add their part and overwrite the other's. The lock file stays behind;
+    it is hidden and empty.
+    """
+    with os_errors(folder, "cannot lock"), (Path(folder) / name).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

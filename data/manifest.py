@@ -8,7 +8,6 @@ exclusive lock (``init_manifest``, ``record_shard``), atomically.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,15 +136,11 @@ def shard_attrs(manifest: dict[str, Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """An exclusive lock on the directory's manifest, shared by concurrent array tasks."""
-    with (Path(directory) / ".manifest.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with files.exclusive_lock(Path(directory), ".manifest.lock"):
         # The manifest is only ever written under this lock, so a temporary copy seen while
         # holding it was left by a killed writer.
         files.remove_stale_temporaries(Path(directory), MANIFEST)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 def describe_mismatch(existing: dict[str, Any], wanted: dict[str, Any]) -> str | None:

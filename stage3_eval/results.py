@@ -16,6 +16,7 @@ from data import files
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
+RESULTS_LOCK = ".results.lock"  # held while results.json is read, merged and rewritten
 
 
 @dataclass
@@ -49,12 +50,13 @@ def write_results(out_dir: Path, results: list[Result]) -> Path:
     out_dir = Path(out_dir)
     with files.os_errors(out_dir, "cannot create"):
         out_dir.mkdir(parents=True, exist_ok=True)
-    merged = {r.key(): r for r in load_results(out_dir)}
-    merged.update({r.key(): r for r in results})
-    entries = sorted(merged.values(), key=lambda r: (r.task, r.model, r.metric, r.seed or 0))
-    path = out_dir / RESULTS_JSON
-    files.write_text(path, json.dumps([asdict(r) for r in entries], indent=2) + "\n")
-    files.write_text(out_dir / RESULTS_MD, markdown_table(entries))
+    with files.exclusive_lock(out_dir, RESULTS_LOCK):  # runs into one folder merge, not clobber
+        merged = {r.key(): r for r in load_results(out_dir)}
+        merged.update({r.key(): r for r in results})
+        entries = sorted(merged.values(), key=lambda r: (r.task, r.model, r.metric, r.seed or 0))
+        path = out_dir / RESULTS_JSON
+        files.write_text(path, json.dumps([asdict(r) for r in entries], indent=2) + "\n")
+        files.write_text(out_dir / RESULTS_MD, markdown_table(entries))
     return path
 
 
