@@ -111,6 +111,7 @@ def encode(
         device=device,
         trust_remote_code=trust_remote_code,
         precision=resolve_precision(precision, device, "teacher"),
+        require_precision=precision != "auto",
     )
     cfg = EncodeConfig(
         out=out,

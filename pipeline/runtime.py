@@ -70,7 +70,13 @@ def load_encoder_as(spec: str, device: str, batch_size: int, precision: str) -> 
     where = resolve_device(device)
     kind = "student" if model_kind(spec) == STUDENT else "teacher"
     chosen = resolve_precision(precision, where, kind)
-    return load_encoder(spec, device=str(where), batch_size=batch_size, precision=chosen)
+    return load_encoder(
+        spec,
+        device=str(where),
+        batch_size=batch_size,
+        precision=chosen,
+        require_precision=precision != "auto",
+    )
 
 
 def array_task(num_shards: int | None, shard_index: int | None) -> tuple[int, int]:

@@ -104,6 +104,7 @@ def run_encode(
     corpus: list[str | Path] | DatasetCorpus, teacher: Teacher, cfg: EncodeConfig
 ) -> EncodeSummary:
     """Encode the shards this task owns that are not complete yet; return what was done."""
+    teacher.pack_for_inference()  # first: a bf16 teacher may fall back to fp32, or be refused
     corpus_record, read_lines = _open_corpus(corpus, cfg.strict)
     lines = corpus_record["lines"]
     total = shards.shard_count(lines, cfg.shard_size)
@@ -125,7 +126,6 @@ def run_encode(
     _prepare_out(cfg.out, cfg.overwrite)
     init_manifest(cfg.out, manifest)
     _save_tokenizer_and_embeddings(cfg.out, teacher, manifest["teacher"]["weights_sha256"])
-    teacher.pack_for_inference()
 
     names = {i: shards.shard_name(i, total) for i in mine}
     for name in names.values():  # half-written shards of this task's killed runs

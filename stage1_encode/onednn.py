@@ -8,9 +8,10 @@ vectors change only by float32 rounding (≈1e-7), not by a precision trade.
 
 On a CPU with native bf16 (``avx512_bf16``, AMX) oneDNN multiplies bfloat16 at twice the float32
 rate. ``to_bfloat16`` turns a model's matrix products and attention to bf16 but keeps embeddings
-and LayerNorms in float32; since a bf16 branch output added to a float32 residual promotes to
-float32, the residual stream stays float32 and the sentence vectors stay within cosine 0.9999 of
-float32 (docs/encode.md has the measurement). Casting the whole model instead loses that.
+and LayerNorms in float32 (the caller runs it under bf16 autocast, as ``Teacher`` does); since a
+bf16 branch output added to a float32 residual promotes to float32, the residual stream stays
+float32 and the sentence vectors stay within cosine 0.9999 of float32 (docs/encode.md has the
+measurement). Casting the whole model instead loses that.
 
 Inference only: packed weights carry no gradient, and they are a second copy of the linear
 weights (about 85 MB more for the embedded teacher). Where the oneDNN ops are missing or disagree
@@ -94,12 +95,20 @@ def _float32_input(module: nn.Module, args: tuple) -> tuple:
 def to_bfloat16(model: nn.Module) -> None:
     """Cast ``model`` to bf16 for inference, except embeddings and LayerNorms (float32 inputs).
 
-    Keeping those two in float32 keeps the residual stream in float32 (see the module docstring);
-    the matrix products, attention and activations run in bf16.
+    Those two keep their float32 weights untouched (never rounded through bf16), which keeps the
+    residual stream in float32 (see the module docstring); the matrix products, attention and
+    activations run in bf16. Run the cast model under CPU bf16 autocast: a family may still
+    combine a float32 tensor built from its embeddings' dtype (an attention mask, a position
+    bias) with a bf16 one inside attention, which autocast resolves in bf16.
     """
-    model.to(torch.bfloat16)
     for module in model.modules():
-        if isinstance(module, nn.Embedding | nn.LayerNorm):
-            module.float()
         if isinstance(module, nn.LayerNorm):
             module.register_forward_pre_hook(_float32_input)
+        if isinstance(module, nn.Embedding | nn.LayerNorm):
+            continue
+        for param in module.parameters(recurse=False):
+            if param.is_floating_point():
+                param.data = param.data.to(torch.bfloat16)
+        for name, buffer in module.named_buffers(recurse=False):
+            if buffer.is_floating_point():
+                setattr(module, name, buffer.to(torch.bfloat16))

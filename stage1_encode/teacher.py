@@ -7,9 +7,11 @@ Pooling and normalisation default to what the model declares (a sentence-transfo
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import pickle
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +31,15 @@ from stage1_encode.onednn import pack_linears, to_bfloat16
 POOLINGS = ("mean", "cls", "pooler")
 MAX_LENGTH = 128  # tokens per text; longer ones are truncated (and counted)
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# A padded batch the bf16 CPU model must get right before it is used: short and long texts, so
+# padding, the attention mask and position handling are all exercised, in a few milliseconds.
+PROBE_TEXTS = (
+    "Yes.",
+    "A short sentence about the weather.",
+    "The committee met on Tuesday, and after a long debate it voted to adopt the new budget.",
+    "Numbers like 1961 and names like St. Louis are split into several pieces.",
+)
+PROBE_COSINE = 0.999  # bf16 vs float32 probe vectors, per text; MPNet measured 0.99995
 
 
 def embedded_teacher_path() -> str:
@@ -106,6 +117,7 @@ class Teacher(torch.nn.Module):
         device: torch.device | str = "cpu",
         trust_remote_code: bool = False,
         precision: str | None = None,
+        require_precision: bool = False,
     ):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -142,8 +154,12 @@ class Teacher(torch.nn.Module):
         self.max_length = max_length
         self.model.to(torch.device(device)).eval()
         self._folder = folder if is_local else None
+        self._bf16_cast = False  # set once pack_for_inference has cast the CPU model to bf16
+        self._weights_digest: str | None = None
         # fp32 or bf16 (autocast on a GPU; bf16 products on the CPU once packed for inference).
         self.precision = precision or ("bf16" if self.device.type == "cuda" else "fp32")
+        # Asked for explicitly: a CPU bf16 model failing its probe is an error, not a fallback.
+        self.require_precision = require_precision
 
     @property
     def device(self) -> torch.device:
@@ -159,6 +175,11 @@ class Teacher(torch.nn.Module):
 
     def weights_sha256(self) -> str:
         """sha256 of the weight file, so shards record exactly which teacher made them."""
+        if self._weights_digest is None:
+            self._weights_digest = self._hash_weights()
+        return self._weights_digest
+
+    def _hash_weights(self) -> str:
         path = self._weights_file()
         if path is None:  # no single file to hash: fall back to hashing the parameters
             digest = hashlib.sha256()
@@ -196,14 +217,59 @@ class Teacher(torch.nn.Module):
     def pack_for_inference(self) -> int:
         """Lay the CPU weights out for oneDNN (see ``onednn.py``); return how many layers.
 
-        With ``precision`` bf16 the CPU model is cast to bf16 first (``to_bfloat16``). For
-        inference only: packed layers no longer train.
+        With ``precision`` bf16 the CPU model is cast to bf16 first (``to_bfloat16``) and must
+        pass a probe against float32 (``_switch_to_bfloat16``); where it does not, ``precision``
+        falls back to fp32. For inference only: packed layers no longer train.
         """
         self.eval()
         if self.precision == "bf16" and self.device.type == "cpu":
-            to_bfloat16(self.model)
-            return pack_linears(self.model, torch.bfloat16)
+            packed = self._switch_to_bfloat16()
+            if packed is not None:
+                return packed
         return pack_linears(self.model)
+
+    def _switch_to_bfloat16(self) -> int | None:
+        """Replace the model by a packed bf16 copy if that copy encodes ``PROBE_TEXTS`` without
+        error and within cosine ``PROBE_COSINE`` of float32; return its packed layer count.
+
+        Otherwise keep the float32 model and return None, with ``precision`` set to fp32 and a
+        one-line note, or a PipelineError when bf16 was asked for (``require_precision``).
+        Without a weight file the parameters are hashed first, so that hash names the
+        checkpoint, not its bf16 cast.
+        """
+        if self._weights_file() is None:
+            self.weights_sha256()
+        ids, mask = pad_batch(self.tokenize(PROBE_TEXTS), self.pad_id)
+        with torch.inference_mode():
+            want = self.forward(ids, mask)
+        float32 = self.model
+        self.model = copy.deepcopy(float32)
+        to_bfloat16(self.model)
+        self._bf16_cast = True
+        packed = pack_linears(self.model, torch.bfloat16)
+        problem = self._probe_problem(ids, mask, want)
+        if problem is None:
+            return packed
+        self.model, self._bf16_cast, self.precision = float32, False, "fp32"
+        where = f"teacher {self.name_or_path}: bf16 fails on this {float32.config.model_type} model"
+        if self.require_precision:
+            raise PipelineError(f"{where} ({problem}); use --precision fp32")
+        print(f"note: {where} ({problem}); running it in fp32", file=sys.stderr)
+        return None
+
+    def _probe_problem(
+        self, ids: torch.Tensor, mask: torch.Tensor, want: torch.Tensor
+    ) -> str | None:
+        """What is wrong with the current model's vectors for the probe batch, or None."""
+        try:
+            with torch.inference_mode():
+                got = self.forward(ids, mask)
+        except RuntimeError as exc:
+            return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        cosine = float(F.cosine_similarity(got, want).min())
+        if cosine >= PROBE_COSINE:
+            return None
+        return f"cosine {cosine:.4f} to float32 on a probe batch, under {PROBE_COSINE}"
 
     @property
     def dim(self) -> int:
@@ -234,6 +300,12 @@ class Teacher(torch.nn.Module):
         return ids, len(cut)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
+        # A bf16-cast CPU model runs under autocast as well: a family that builds its additive
+        # attention mask or position bias in the float32 embedding dtype (MPNet) would otherwise
+        # promote its attention scores to float32 and meet a bf16 value matrix; autocast runs
+        # every matrix product in bf16 whatever the dtypes that meet there.
+        if self._bf16_cast:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         if self.device.type != "cuda" or self.precision != "bf16":
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

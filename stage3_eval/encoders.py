@@ -88,11 +88,17 @@ def student_precision(precision: str, device_type: str) -> contextlib.AbstractCo
 
 
 def load_encoder(
-    spec: str, *, device: str = "cpu", batch_size: int = Encoder.batch_size, precision: str = "fp32"
+    spec: str,
+    *,
+    device: str = "cpu",
+    batch_size: int = Encoder.batch_size,
+    precision: str = "fp32",
+    require_precision: bool = False,
 ) -> Encoder:
     """``spec`` is a student dir, ``teacher``, or an HF encoder name/folder (the teacher path).
 
-    ``precision`` (fp32 or bf16) is the arithmetic it encodes in.
+    ``precision`` (fp32 or bf16) is the arithmetic it encodes in. A teacher whose bf16 CPU model
+    fails its probe runs in fp32 instead, or is refused where ``require_precision``.
     """
     if model_kind(spec) == STUDENT:
         try:
@@ -104,6 +110,11 @@ def load_encoder(
         return Encoder(str(spec), STUDENT, model, batch_size, precision)
     from stage1_encode.teacher import Teacher
 
-    model = Teacher(None if spec == TEACHER else spec, device=device, precision=precision)
+    model = Teacher(
+        None if spec == TEACHER else spec,
+        device=device,
+        precision=precision,
+        require_precision=require_precision,
+    )
     model.pack_for_inference()  # the baseline runs as fast as stage 1 makes it
-    return Encoder(spec, TEACHER, model, batch_size, precision)
+    return Encoder(spec, TEACHER, model, batch_size, model.precision)

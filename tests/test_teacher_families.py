@@ -4,11 +4,13 @@ Each family gets a tokenizer of its own kind built with ``tokenizers`` (WordPiec
 BPE, SentencePiece-style Unigram) with its own special tokens and pad id, then runs
 encode → train a few steps → load the student → encode. Left padding, absent
 ``token_type_ids`` and relative positions are covered by comparing a padded batch with each text
-encoded alone, through the plain and the oneDNN-packed model.
+encoded alone, through the plain and the oneDNN-packed model. Each family also encodes in bf16
+on the CPU, and a family whose bf16 model fails falls back to fp32 under ``--precision auto``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 from dataclasses import dataclass
@@ -21,13 +23,26 @@ import pytest
 import torch
 
 from data import shards
+from pipeline import runtime
+from stage1_encode import teacher as teacher_module
+from stage1_encode.onednn import to_bfloat16
 from stage1_encode.teacher import Teacher
 from stage2_train import Student
+from stage3_eval.encoders import load_encoder
 from tests.cli_helpers import refused
 from tests.conftest import WORDS, tiny_corpus_lines
 from tests.stage2_helpers import run_cli, train_cli
 
 HIDDEN = 32
+# Weights drawn 10x wider than transformers' default 0.02: at 0.02 these 2-layer models' attention
+# and feed-forward branches add almost nothing to the embeddings, so bf16 rounding in them moves
+# the vectors by under 1e-7 in cosine and a bf16 test could not tell bf16 from float32. At 0.2
+# the branches carry the residual stream as in a trained model (bf16 vs float32: 1 - cosine
+# 1e-5 to 4e-5 over the families, like the real MPNet's).
+LIVELY_INIT = 0.2
+# bf16 vs float32, per text. 25x the worst bf16 rounding measured at LIVELY_INIT (0.99996), and
+# far above what a wrong computation gives: attending to the padding drops it to 0.96 or lower.
+BF16_COSINE = 0.999
 SMALL = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -151,11 +166,13 @@ FAMILIES = [
 BY_NAME = {family.name: family for family in FAMILIES}
 
 
-def model_config(family: str, vocab_size: int, pad_id: int) -> Any:
-    """A 2-layer, 32-wide config of the family (ELECTRA with a narrower 16-d embedding)."""
+def model_config(family: str, vocab_size: int, pad_id: int, init: float = 0.02) -> Any:
+    """A 2-layer, 32-wide config of the family (ELECTRA with a narrower 16-d embedding), its
+    weights drawn with standard deviation ``init``."""
     import transformers as hf
 
     common = {"vocab_size": vocab_size, "pad_token_id": pad_id, "max_position_embeddings": 130}
+    common["initializer_range"] = init
     if family == "distilbert":
         return hf.DistilBertConfig(dim=HIDDEN, n_layers=2, n_heads=2, hidden_dim=64, **common)
     if family == "modernbert":
@@ -179,7 +196,7 @@ def model_config(family: str, vocab_size: int, pad_id: int) -> Any:
     return configs[family](hidden_size=HIDDEN, **SMALL, **common)
 
 
-def build_teacher(folder: Path, family: Family) -> Path:
+def build_teacher(folder: Path, family: Family, init: float = 0.02) -> Path:
     """Save a randomly initialised model and its tokenizer the way a hub folder holds them."""
     from transformers import AutoModel
 
@@ -189,7 +206,7 @@ def build_teacher(folder: Path, family: Family) -> Path:
         tokenizer.model_input_names = ["input_ids", "attention_mask"]
     tokenizer.save_pretrained(str(folder))
     torch.manual_seed(0)
-    config = model_config(family.name, len(tokenizer), tokenizer.pad_token_id)
+    config = model_config(family.name, len(tokenizer), tokenizer.pad_token_id, init)
     AutoModel.from_config(config).save_pretrained(str(folder))
     return folder
 
@@ -200,6 +217,19 @@ def family_dir(request, tmp_path_factory) -> tuple[Family, Path]:
     return family, build_teacher(tmp_path_factory.mktemp(family.name), family)
 
 
+@pytest.fixture(scope="module", params=[f.name for f in FAMILIES])
+def lively_dir(request, tmp_path_factory) -> tuple[Family, Path]:
+    family = BY_NAME[request.param]
+    folder = tmp_path_factory.mktemp(f"{family.name}-lively")
+    return family, build_teacher(folder, family, LIVELY_INIT)
+
+
+@pytest.fixture
+def has_bf16(monkeypatch) -> None:
+    """Let ``--precision bf16`` run whatever this CPU's flags (oneDNN emulates it if need be)."""
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
@@ -207,11 +237,15 @@ def corpus(tmp_path_factory) -> Path:
     return path
 
 
-def encode(corpus: Path, out: Path, teacher: Path, *extra: str) -> Any:
-    """`pipeline encode` in float32: the tests compare with the float32 model (``--precision
-    auto`` picks bf16 on a CPU with native bf16)."""
-    common = ("--out", out, "--teacher", teacher, "--device", "cpu", "--precision", "fp32")
+def encode(corpus: Path, out: Path, teacher: Path, *extra: str, precision: str = "fp32") -> Any:
+    """`pipeline encode`, by default in float32: most tests compare with the float32 model
+    (``--precision auto`` picks bf16 on a CPU with native bf16)."""
+    common = ("--out", out, "--teacher", teacher, "--device", "cpu", "--precision", precision)
     return run_cli("encode", corpus, *common, *extra)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
 def stored(out: Path) -> tuple[np.ndarray, list[list[int]], list[str]]:
@@ -271,6 +305,64 @@ def test_batch_equals_each_text_alone_plain_and_packed(family_dir) -> None:
     np.testing.assert_allclose(teacher.encode(texts), alone, atol=1e-5)
     assert teacher.pack_for_inference() > 0, f"{family.name}: oneDNN packing did not apply"
     np.testing.assert_allclose(teacher.encode(texts), alone, atol=1e-5)
+
+
+def test_bf16_stays_within_cosine_of_float32(lively_dir, corpus, tmp_path, has_bf16) -> None:
+    from safetensors.torch import load_file
+
+    family, teacher_dir = lively_dir
+    out = tmp_path / "shards"
+    result = encode(corpus, out, teacher_dir, "--dtype", "float32", precision="bf16")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "manifest.json").read_text())["teacher"]["precision"] == "bf16"
+    got, _, texts = stored(out)
+    float32 = Teacher(str(teacher_dir))
+    want = float32.encode(texts)
+    assert not np.array_equal(got, want), f"{family.name}: no bf16 arithmetic ran"
+    assert cosines(got, want).min() >= BF16_COSINE, family.name
+    # the embeddings stay float32 and are never rounded through bf16
+    matrix = load_file(str(out / shards.INPUT_EMBEDDINGS))["weight"]
+    assert torch.equal(matrix, float32.model.get_input_embeddings().weight.detach())
+
+
+def without_autocast(monkeypatch) -> str:
+    """MPNet's bf16 model without autocast: its float32 attention mask promotes the scores, which
+    then meet bf16 values (the reported crash)."""
+    monkeypatch.setattr(Teacher, "_autocast", lambda self: contextlib.nullcontext())
+    return "same dtype"
+
+
+def garbled(monkeypatch) -> str:
+    """A bf16 cast that runs but shifts every token to its neighbour's embedding."""
+
+    def cast(model: torch.nn.Module) -> None:
+        to_bfloat16(model)
+        embeddings = model.get_input_embeddings()
+        embeddings.weight.data = embeddings.weight.data.roll(1, 0)
+
+    monkeypatch.setattr(teacher_module, "to_bfloat16", cast)
+    return "cosine"
+
+
+@pytest.mark.parametrize(("name", "breakage"), [("mpnet", without_autocast), ("bert", garbled)])
+def test_bf16_that_fails_its_probe(name, breakage, corpus, tmp_path, has_bf16, monkeypatch):
+    """Refused in one line when bf16 was asked for; under auto, fp32 with a note."""
+    teacher_dir = build_teacher(tmp_path / name, BY_NAME[name])
+    symptom = breakage(monkeypatch)
+    out = tmp_path / "shards"
+    args = ["encode", corpus, "--out", out, "--teacher", teacher_dir, "--device", "cpu"]
+    args += ["--dtype", "float32"]
+    refused([*args, "--precision", "bf16"], name, "bf16 fails", symptom, "fp32", untouched=out)
+
+    result = run_cli(*args)  # --precision auto: bf16 on this (patched) CPU, but not this model
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and name in notes[0] and symptom in notes[0], result.output
+    assert json.loads((out / "manifest.json").read_text())["teacher"]["precision"] == "fp32"
+    vectors, _, texts = stored(out)
+    np.testing.assert_allclose(vectors, Teacher(str(teacher_dir)).encode(texts), atol=1e-5)
+    # stage 3 loads teachers the same way and records what they run in
+    assert load_encoder(str(teacher_dir), precision="bf16").describe()["precision"] == "fp32"
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean", "pooler"])
@@ -373,8 +465,9 @@ def test_tokenizer_of_another_model_is_refused(tmp_path, corpus, tiny_teacher_di
 
 
 @pytest.mark.slow
-def test_mpnet_stage1_equals_sentence_transformers(tmp_path, corpus_dir) -> None:
-    """all-mpnet-base-v2 (``make mpnet``): stage 1, oneDNN-packed, gives the library's vectors."""
+def test_mpnet_stage1_equals_sentence_transformers(tmp_path, corpus_dir, has_bf16) -> None:
+    """all-mpnet-base-v2 (``make mpnet``): stage 1, oneDNN-packed, gives the library's vectors;
+    in bf16 (which once crashed on MPNet's float32 attention mask) within cosine 0.9999."""
     from bench.fetch_mpnet import FOLDER
 
     if not (FOLDER / "model.safetensors").is_file():
@@ -397,5 +490,13 @@ def test_mpnet_stage1_equals_sentence_transformers(tmp_path, corpus_dir) -> None
     ours, _, texts = stored(out)
     reference = sentence_transformers.SentenceTransformer(str(FOLDER), device="cpu")
     theirs = reference.encode(texts, batch_size=32)
-    cosine = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    cosine = cosines(ours, theirs)
     assert len(texts) == 200 and cosine.min() >= 0.9999, cosine.min()
+
+    bf16_out = tmp_path / "bf16"
+    args = ("--dtype", "float32", "--max-length", "384")
+    result = encode(text, bf16_out, FOLDER, *args, precision="bf16")
+    assert result.exit_code == 0, result.output
+    assert json.loads((bf16_out / "manifest.json").read_text())["teacher"]["precision"] == "bf16"
+    bf16, _, _ = stored(bf16_out)
+    assert cosines(bf16, ours).min() >= 0.9999, cosines(bf16, ours).min()
