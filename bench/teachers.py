@@ -89,10 +89,6 @@ def encode(lines: int | None, shard_size: int) -> None:
     corpus, out = write_subset(lines), shard_dir(lines)
     command = [sys.executable, "-m", "pipeline", "encode", str(corpus), "--out", str(out)]
     command += ["--teacher", str(MPNET), "--shard-size", str(shard_size), "--device", "cpu"]
-    command += [
-        "--precision",
-        "fp32",
-    ]  # the precision of the parity test with sentence-transformers
     subprocess.run(command, check=True)
 
 
