@@ -37,7 +37,7 @@ import torch
 
 from bench.ablation_select import DEFAULT, RULE, SPEED_TOLERANCE, select, summarise, table
 from bench.common import RESULTS, ROOT, SHARED_DATA, corpus_lines, run_pipeline, write_result
-from bench.glue import scores_by_model
+from bench.glue_table import scores_by_model
 from data.files import write_text
 from data.manifest import read_manifest
 from data.shards import ShardStore
