@@ -22,8 +22,8 @@ Rows and the ``pipeline eval glue`` options they run with (each with ``--name RO
     scratch+kd  --model scratch --student-config STUDENT --teacher TARGETS
                 --kd-teacher OUT/teacher-finetuned
 
-The two KD rows share the augmentation options given here. Only one process may write a
-results folder at a time: do not run this while another ``eval glue`` writes to ``--out``.
+The two KD rows share the augmentation options given here. Another ``eval glue`` may file
+into ``--out`` at the same time (results.json is merged under a lock).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--augment", type=int, default=None, help="KD rows: augmented copies")
     parser.add_argument("--p-mask", type=float, default=None, help="KD rows: masking prob.")
     parser.add_argument("--p-ngram", type=float, default=None, help="KD rows: n-gram prob.")
+    parser.add_argument("--p-pos", type=float, default=None, help="KD rows: POS-guided prob.")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="Where glue.json goes.")
     smoke = parser.add_argument_group("smoke runs (the numbers then say nothing)")
@@ -113,7 +114,12 @@ def row_options(row: str, args: argparse.Namespace) -> list[str] | str:
 
 def augment_options(args: argparse.Namespace) -> list[str]:
     """The augmentation options both KD rows get (the CLI's defaults where not given)."""
-    given = {"--augment": args.augment, "--p-mask": args.p_mask, "--p-ngram": args.p_ngram}
+    given = {
+        "--augment": args.augment,
+        "--p-mask": args.p_mask,
+        "--p-pos": args.p_pos,
+        "--p-ngram": args.p_ngram,
+    }
     return [
         str(part) for flag, value in given.items() if value is not None for part in (flag, value)
     ]
