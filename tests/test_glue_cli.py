@@ -217,6 +217,36 @@ def test_task_specific_kd_from_a_finetuned_teacher(tmp_path, tiny_teacher_dir):
     assert "| sst2 | accuracy | teacher |" not in (out / "glue.md").read_text()
     header = (out / "glue.md").read_text().splitlines()[0]
     assert "teacher" in header and "+kd" in header
+    assert sorted(p.name.split("-")[0] for p in (out / "kd-targets").iterdir()) == ["sst2", "stsb"]
+
+
+def test_kd_targets_are_cached_for_the_next_row(tmp_path, tiny_teacher_dir, monkeypatch):
+    """A second KD row (or sitting) reuses the teacher's outputs; a damaged cache is redone."""
+    import stage3_eval.glue.kd as kd_module
+
+    root = write_glue_dir(tmp_path / "glue", rows=16)
+    out, kd = tmp_path / "out", tmp_path / "kd"
+    common = ["--data-dir", str(root), "--out", str(out), "--tasks", "sst2", "--no-predict-test"]
+    teacher = run("--model", str(tiny_teacher_dir), "--save-finetuned", str(kd), *common, *QUICK)
+    assert teacher.exit_code == 0, teacher.output
+    calls = []
+    predict = kd_module.predict
+    monkeypatch.setattr(kd_module, "predict", lambda *a, **k: calls.append(1) or predict(*a, **k))
+
+    def kd_row(name: str) -> dict:
+        args = ["--model", str(tiny_teacher_dir), "--kd-teacher", str(kd), "--name", name]
+        result = run(*args, "--augment", "2", "--p-pos", "0", *common, *QUICK)
+        assert result.exit_code == 0, result.output
+        return next(e for e in _entries(out) if e["model"] == name and e["task"] == "sst2")
+
+    first = kd_row("a+kd")
+    assert len(calls) == 1
+    second = kd_row("b+kd")
+    assert len(calls) == 1 and second["extra"]["train_size"] == first["extra"]["train_size"]
+    (cache,) = (out / "kd-targets").iterdir()
+    cache.write_bytes(b"not an array")
+    kd_row("c+kd")
+    assert len(calls) == 2
 
 
 @pytest.mark.slow

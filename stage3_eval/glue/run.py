@@ -208,14 +208,18 @@ class GlueRunner:
         return run
 
     def _distillation_set(self, train: GlueSplit, encoder) -> tuple[GlueSplit, np.ndarray]:
-        from stage3_eval.glue.kd import distillation_set
+        from stage3_eval.glue.kd import KD_TARGETS, distillation_set
 
         name = train.task.name
         if name not in self._kd_sets:
             mask = getattr(getattr(encoder, "tokenizer", None), "mask_token", None)
             augment = replace(self.config.augment, mask_token=mask or "[MASK]")
             self._kd_sets[name] = distillation_set(
-                train, self.config.kd_teacher, augment, self.config.device
+                train,
+                self.config.kd_teacher,
+                augment,
+                self.config.device,
+                cache_dir=self.config.out / KD_TARGETS,
             )
         return self._kd_sets[name]
 
