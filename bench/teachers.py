@@ -229,7 +229,9 @@ def compare(students: dict[str, tuple[Path, Path]], count: int, name: str) -> No
     )
 
 
-def glue(student_dir: Path, targets: Path, tasks: str, minilm_glue: Path) -> None:
+def glue(
+    student_dir: Path, targets: Path, tasks: str, minilm_glue: Path, report_only: bool = False
+) -> None:
     """GLUE dev with full training sets: the MPNet student and its scratch twin.
 
     Resumable (finished (task, seed) pairs are skipped). The MiniLM student and scratch rows
@@ -250,7 +252,7 @@ def glue(student_dir: Path, targets: Path, tasks: str, minilm_glue: Path) -> Non
             str(student_dir),
         ],
     }
-    for name, (model, *extra) in models.items():
+    for name, (model, *extra) in ({} if report_only else models).items():
         for task in tasks.split(","):
             argv = ["eval", "glue", "--model", model, "--name", name, "--tasks", task, *extra]
             argv += ["--seeds", str(planned_seeds("student", task)), "--out", str(out)]
@@ -315,9 +317,10 @@ def main() -> None:
     glue_cmd.add_argument("--targets", type=Path, required=True, help="Its MPNet shard dir.")
     glue_cmd.add_argument("--tasks", default=",".join(AVERAGED))
     glue_cmd.add_argument("--minilm-glue", type=Path, default=Path("runs/bench-glue"))
+    glue_cmd.add_argument("--report-only", action="store_true", help="Only write the JSON.")
     args = parser.parse_args()
     if args.command == "glue":
-        glue(args.student, args.targets, args.tasks, args.minilm_glue)
+        glue(args.student, args.targets, args.tasks, args.minilm_glue, args.report_only)
     elif args.command == "encode":
         encode(args.lines, args.shard_size)
     elif args.command == "wordpieces":
