@@ -96,6 +96,23 @@ def test_bf16_teacher_stays_close_and_is_recorded(tmp_path, tiny_corpus, tiny_te
 
 
 @needs_bf16
+def test_auto_resumes_in_the_recorded_precision(tmp_path, tiny_corpus, tiny_teacher_dir) -> None:
+    """An fp32 encode resumes under the default ``--precision auto`` (bf16 on this CPU)."""
+    out = tmp_path / "shards"
+    args = ["encode", tiny_corpus, "--out", out, "--teacher", tiny_teacher_dir, "--device", "cpu"]
+    args = [str(a) for a in [*args, "--shard-size", "4"]]
+    first = CliRunner().invoke(main, [*args, "--precision", "fp32"])
+    assert first.exit_code == 0, first.output
+    last = sorted(out.glob("shard-*.h5"))[-1]
+    last.unlink()  # as if killed before the last shard
+    resumed = CliRunner().invoke(main, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "1 shard(s) written" in resumed.output and "fp32" in resumed.output
+    assert json.loads((out / "manifest.json").read_text())["teacher"]["precision"] == "fp32"
+    assert last.is_file()
+
+
+@needs_bf16
 def test_bf16_student_stays_close(tmp_path, tiny_teacher_dir) -> None:
     from stage3_eval.encoders import load_encoder
     from tests.stage2_helpers import make_tiny_shards, train_cli
