@@ -156,19 +156,23 @@ def train_variant(args: argparse.Namespace, variant: Variant, targets: Path) -> 
     if finished(out):
         print(f"{variant.name}: finished in {out} (skipped)", flush=True)
         return out
-    steps = ["--max-steps", str(args.max_steps)] if args.max_steps else []
+    # One budget ends every run: the step budget when given (load-independent), else the time box.
+    budget = (
+        ["--max-steps", str(args.max_steps)]
+        if args.max_steps
+        else ["--time-budget", str(args.time_budget)]
+    )
     run_pipeline(
         "train",
         "--targets",
         str(targets),
         "--out",
         str(out),
-        "--time-budget",
-        str(args.time_budget),
+        *budget,
         "--threads",
         str(args.threads),
         "--epochs",
-        "100",  # the time budget, not the epochs, ends the run
+        "100",  # the budget, not the epochs, ends the run
         "--val-every",
         str(args.val_every),
         "--sts-dev",
@@ -176,7 +180,6 @@ def train_variant(args: argparse.Namespace, variant: Variant, targets: Path) -> 
         "--no-progress",
         *SHAPE,
         *variant.options,
-        *steps,
     )
     return out
 
@@ -272,7 +275,7 @@ def parse_args() -> argparse.Namespace:
     add("--max-train-examples", type=int, default=None, help="Smoke runs only.")
     add("--max-eval-examples", type=int, default=None, help="Smoke runs only.")
     add("--glue-epochs", type=int, default=None, help="[default: per task]; smoke runs only.")
-    add("--max-steps", type=int, default=None, help="Cap each training run; smoke runs only.")
+    add("--max-steps", type=int, default=None, help="The same step budget for every variant.")
     add("--val-every", type=int, default=1500)
     add("--speed-corpus", type=Path, default=SHARED_DATA / "corpus" / "nltk_brown.txt.gz")
     add("--speed-lines", type=int, default=5000)
@@ -308,7 +311,8 @@ def main() -> None:
             "rule": RULE,
             "speed_tolerance": SPEED_TOLERANCE,
             "selection": selection,
-            "time_budget_minutes": args.time_budget,
+            "time_budget_minutes": None if args.max_steps else args.time_budget,
+            "max_steps": args.max_steps,
             "threads": args.threads,
             "shards": {k: str(v) for k, v in dirs.items()},
             "probe_tasks": tasks,
