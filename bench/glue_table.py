@@ -307,26 +307,6 @@ def speed_line(speed: dict) -> str:
     )
 
 
-def markdown(
-    scores: Scores,
-    timing: dict[str, dict[str, float]],
-    tasks: list[str],
-    majority: float | None,
-    speed: dict,
-    cap: int | None = None,
-) -> str:
-    """The whole report: scores, seconds per run, comparisons, targets and inference speed."""
-    checks = targets(scores)
-    parts = [
-        score_table(scores, tasks, majority, cap),
-        seconds_table(timing, tasks),
-        comparison_table(comparisons(scores, tasks), tasks),
-        "\n".join(f"- {name}: {value}" for name, value in checks.items()) + "\n",
-        speed_line(speed) + "\n",
-    ]
-    return "\n".join(parts)
-
-
 def summary(
     scores: Scores,
     timing: dict[str, dict[str, float]],
@@ -363,7 +343,15 @@ def summary(
             }
             for ref in REFERENCES
         },
-        "table": markdown(scores, timing, tasks, majority, speed, cap),
+        "table": "\n".join(  # scores, seconds, comparisons, targets, inference speed
+            [
+                score_table(scores, tasks, majority, cap),
+                seconds_table(timing, tasks),
+                comparison_table(comparisons(scores, tasks), tasks),
+                "\n".join(f"- {name}: {value}" for name, value in targets(scores).items()) + "\n",
+                speed_line(speed) + "\n",
+            ]
+        ),
     }
 
 
