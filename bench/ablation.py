@@ -124,6 +124,8 @@ def encode_like_default(
         "--shard-size",
         str(base["shard_size"]),
         *(["--dedup"] if dedup else []),
+        "--reuse",  # the default shards' texts need no second teacher pass
+        str(args.targets),
     )
     check_same_source(base, read_manifest(out), out, same_corpus=dedup)
     return out

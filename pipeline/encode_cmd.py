@@ -56,6 +56,13 @@ ENCODE = config_defaults(EncodeConfig)
 @click.option("--num-shards", type=click.IntRange(1), default=None, help="Array task count K.")
 @click.option("--shard-index", type=click.IntRange(0), default=None, help="This task, 0..K-1.")
 @click.option("--dedup", is_flag=True, help="Drop exact duplicate texts (counted).")
+@click.option(
+    "--reuse",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Shards of an earlier encoding by the same teacher and settings: texts found there "
+    "take their stored vectors instead of a teacher pass.",
+)
 @click.option("--strict", is_flag=True, help="Fail on invalid UTF-8 instead of replacing it.")
 @click.option("--overwrite", is_flag=True, help="Replace shards of another run in --out.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow the teacher's own model code.")
@@ -78,6 +85,7 @@ def encode(
     num_shards,
     shard_index,
     dedup,
+    reuse,
     strict,
     overwrite,
     trust_remote_code,
@@ -123,6 +131,7 @@ def encode(
         num_shards=tasks,
         shard_index=index,
         dedup=dedup,
+        reuse=reuse,
         strict=strict,
         overwrite=overwrite,
     )

@@ -36,6 +36,7 @@ from data.files import (
 from data.manifest import FORMAT_VERSION, init_manifest, record_shard, shard_attrs
 from data.progress import progress_bar
 from stage1_encode.memory import release_freed_memory
+from stage1_encode.reuse import ReusedVectors
 from stage1_encode.teacher import Teacher
 
 # Yields (line number, text) of every non-blank line, counting what it drops into the stats.
@@ -51,6 +52,7 @@ class EncodeConfig:
     num_shards: int = 1
     shard_index: int = 0
     dedup: bool = False
+    reuse: Path | None = None  # an earlier encoding by the same teacher: its texts skip the teacher
     strict: bool = False
     overwrite: bool = False
     progress: bool = True
@@ -123,6 +125,7 @@ def run_encode(
         "dedup": cfg.dedup,
     }
     mine = owned_shards(total, cfg.num_shards, cfg.shard_index)  # check before writing
+    reused = _open_reuse(cfg, manifest)
     _prepare_out(cfg.out, cfg.overwrite)
     init_manifest(cfg.out, manifest)
     _save_tokenizer_and_embeddings(cfg.out, teacher, manifest["teacher"]["weights_sha256"])
@@ -144,7 +147,7 @@ def run_encode(
     )
     with bar:  # closed on failure too, so that the error starts on a line of its own
         for pending in _prefetch(_read_shards(read_lines, todo, teacher, cfg)):
-            embedding = teacher.embed_ids(pending.ids, cfg.max_tokens, on_batch=bar.update)
+            embedding = _embed(pending, teacher, reused, cfg.max_tokens, bar.update)
             data = shards.ShardData(embedding, pending.ids, pending.texts, np.array(pending.lines))
             record = shards.write_shard(cfg.out, names[pending.index], data, attrs, cfg.dtype)
             skipped = _lines_in(pending.index, cfg.shard_size, lines) - len(pending.ids)
@@ -156,6 +159,39 @@ def run_encode(
             del pending, data, embedding
             release_freed_memory()
     return EncodeSummary(rows, time.perf_counter() - start, written, [names[i] for i in done])
+
+
+def _open_reuse(cfg: EncodeConfig, manifest: dict[str, Any]) -> ReusedVectors | None:
+    if cfg.reuse is None:
+        return None
+    if cfg.reuse.resolve() == cfg.out.resolve():
+        raise PipelineError(f"--reuse {cfg.reuse}: that is --out itself; give an earlier encoding")
+    reused = ReusedVectors(cfg.reuse, manifest)
+    print(f"reusing the vectors of {len(reused):,} distinct texts from {cfg.reuse}")
+    return reused
+
+
+def _embed(
+    pending: PendingShard,
+    teacher: Teacher,
+    reused: ReusedVectors | None,
+    max_tokens: int,
+    on_batch: Callable[[int], Any],
+) -> np.ndarray:
+    """The shard's vectors: stored ones where ``reused`` has the text, the teacher's elsewhere."""
+    if reused is None:
+        return teacher.embed_ids(pending.ids, max_tokens, on_batch=on_batch)
+    hits, stored = reused.lookup(pending.texts)
+    pending.stats["reused"] = len(hits)
+    on_batch(len(hits))
+    hit = set(hits)
+    misses = [i for i in range(len(pending.ids)) if i not in hit]
+    fresh = teacher.embed_ids([pending.ids[i] for i in misses], max_tokens, on_batch=on_batch)
+    embedding = np.empty((len(pending.ids), reused.dim), dtype=np.float32)
+    embedding[hits] = stored
+    if misses:
+        embedding[misses] = fresh
+    return embedding
 
 
 def _lines_in(index: int, shard_size: int, lines: int) -> int:
@@ -189,7 +225,7 @@ def _save_tokenizer_and_embeddings(out: Path, teacher: Teacher, weights_sha256: 
 def _save_tokenizer(teacher: Teacher, target: Path) -> None:
     """Write the tokenizer folder; an array task that loses the race to rename it drops its copy."""
     with atomic_path(target, keep_existing=True) as tmp:
-        save_pretrained(tmp, teacher.tokenizer)
+        _save_stateless(teacher, tmp)
 
 
 def _record_unrecorded(out: Path, names: list[str]) -> None:
@@ -207,8 +243,22 @@ def _record_unrecorded(out: Path, names: list[str]) -> None:
 def _tokenizer_sha256(teacher: Teacher) -> str:
     """The hash of the tokenizer as it will be saved into the shard directory."""
     with tempfile.TemporaryDirectory() as folder:
-        teacher.tokenizer.save_pretrained(folder)
+        _save_stateless(teacher, Path(folder))
         return shards.tokenizer_sha256(Path(folder))
+
+
+def _save_stateless(teacher: Teacher, folder: Path) -> None:
+    """Save the tokenizer without the truncation and padding its last call left behind.
+
+    A fast tokenizer writes that state into tokenizer.json, so the same tokenizer would save
+    (and hash) differently after the bf16 probe or a batch than before it, and a resumed or
+    reused encoding would be refused as another tokenizer's. Each call sets both again.
+    """
+    backend = getattr(teacher.tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()
+    save_pretrained(folder, teacher.tokenizer)
 
 
 def _read_shards(
