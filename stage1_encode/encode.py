@@ -39,6 +39,8 @@ from stage1_encode.memory import release_freed_memory
 from stage1_encode.reuse import ReusedVectors
 from stage1_encode.teacher import Teacher
 
+# What transformers records about how a tokenizer was loaded, not about how it tokenizes.
+LOADER_KEYS = ("local_files_only", "is_local", "cache_dir", "revision", "token", "_commit_hash")
 # Yields (line number, text) of every non-blank line, counting what it drops into the stats.
 ReadLines = Callable[..., Iterator[tuple[int, str]]]
 
@@ -248,17 +250,22 @@ def _tokenizer_sha256(teacher: Teacher) -> str:
 
 
 def _save_stateless(teacher: Teacher, folder: Path) -> None:
-    """Save the tokenizer without the truncation and padding its last call left behind.
+    """Save the tokenizer without what depends on its history rather than on the tokenizer.
 
-    A fast tokenizer writes that state into tokenizer.json, so the same tokenizer would save
-    (and hash) differently after the bf16 probe or a batch than before it, and a resumed or
-    reused encoding would be refused as another tokenizer's. Each call sets both again.
+    A fast tokenizer writes the truncation and padding of its last call into tokenizer.json,
+    and transformers records how it was loaded (offline or not) in tokenizer_config.json; with
+    either, the same tokenizer would save (and hash) differently after the bf16 probe or under
+    HF_HUB_OFFLINE, and a resumed or reused encoding would be refused as another tokenizer's.
+    Each call sets truncation and padding again, and loading ignores the recorded loader keys.
     """
-    backend = getattr(teacher.tokenizer, "backend_tokenizer", None)
+    tokenizer = teacher.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
         backend.no_truncation()
         backend.no_padding()
-    save_pretrained(folder, teacher.tokenizer)
+    for key in LOADER_KEYS:
+        tokenizer.init_kwargs.pop(key, None)
+    save_pretrained(folder, tokenizer)
 
 
 def _read_shards(

@@ -77,7 +77,7 @@ def test_other_settings_or_the_output_itself_refused_in_one_line(tmp_path, tiny_
     assert itself.exit_code == 1 and "--out itself" in itself.output
 
 
-def test_the_tokenizer_hash_ignores_the_state_left_by_earlier_calls(tiny_teacher_dir) -> None:
+def test_the_tokenizer_hash_ignores_earlier_calls_and_how_it_was_loaded(tiny_teacher_dir):
     import torch
 
     from stage1_encode.encode import _tokenizer_sha256
@@ -86,4 +86,7 @@ def test_the_tokenizer_hash_ignores_the_state_left_by_earlier_calls(tiny_teacher
     teacher = Teacher(str(tiny_teacher_dir), device=torch.device("cpu"), precision="fp32")
     before = _tokenizer_sha256(teacher)
     teacher.encode(["a text long enough to pad the others", "short"])
+    assert _tokenizer_sha256(teacher) == before
+    offline = teacher.tokenizer.init_kwargs.get("local_files_only", False)
+    teacher.tokenizer.init_kwargs["local_files_only"] = not offline  # as under HF_HUB_OFFLINE
     assert _tokenizer_sha256(teacher) == before
