@@ -36,10 +36,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from bench import ledger
 from bench.common import RESULTS, ROOT, SHARED_DATA, run_pipeline, write_result
 from bench.glue_table import TASK_ORDER, WNLI, majority_share, planned_seeds, summary
 from bench.glue_table import scores_by_model as collect
 from data.glue import TASKS, load_task
+from stage1_encode.teacher import embedded_teacher_path
 from stage2_train.layout import is_student_dir
 from stage3_eval.glue.model import is_finetuned_dir
 from stage3_eval.glue.report import stored_scores
@@ -71,6 +73,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--p-pos", type=float, default=None, help="KD rows: POS-guided prob.")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="Where glue.json goes.")
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        default=RESULTS / "glue_runs.json",
+        help="Finished runs kept in the repository (bench/ledger.py): restored into --out when "
+        "their inputs are the same, so a fresh machine goes on where the last one stopped.",
+    )
     smoke = parser.add_argument_group("smoke runs (the numbers then say nothing)")
     smoke.add_argument("--max-seeds", type=int, default=None, help="Cap every planned seed count")
     smoke.add_argument("--epochs", type=int, default=None)
@@ -112,6 +121,24 @@ def row_options(row: str, args: argparse.Namespace) -> list[str] | str:
     return options
 
 
+def row_fingerprints(args: argparse.Namespace) -> dict[str, str]:
+    """What each row's results depend on, hashed (bench/ledger.py); rows whose inputs are not
+    there yet have none."""
+    smoke = {"epochs": args.epochs, "max_train_examples": args.max_train_examples}
+    teacher = args.teacher or embedded_teacher_path()
+    teacher_id = ledger.weights_sha256(Path(teacher)) if Path(teacher).is_dir() else teacher
+    found = {"teacher": ledger.fingerprint("teacher", teacher_id, smoke)}
+    if is_student_dir(args.student):
+        found["student"] = ledger.student_fingerprint(args.student, smoke)
+        if args.targets.exists():
+            found["scratch"] = ledger.scratch_fingerprint(args.targets, args.student, smoke)
+    for row in ("student", "scratch"):
+        if row in found:
+            kd = (found[row], found["teacher"], augment_options(args))
+            found[f"{row}+kd"] = ledger.fingerprint("kd", *kd)
+    return found
+
+
 def augment_options(args: argparse.Namespace) -> list[str]:
     """The augmentation options both KD rows get (the CLI's defaults where not given)."""
     given = {
@@ -135,12 +162,24 @@ def runnable_tasks(row: str, args: argparse.Namespace) -> tuple[list[str], list[
     return ready, [f"{row} {t}: no fine-tuned teacher in {folder}" for t in missing]
 
 
-def pending(row: str, tasks: list[str], seeds: int, out: Path) -> list[str]:
-    """The tasks among ``tasks`` with a seed below ``seeds`` not yet in ``out/results.json``."""
-    done = load_results(out)
-    return [
-        t for t in tasks if any(stored_scores(done, TASKS[t], row, s) is None for s in range(seeds))
-    ]
+def pending(row: str, tasks: list[str], seeds: int, args: argparse.Namespace) -> list[str]:
+    """The tasks among ``tasks`` with a seed below ``seeds`` not yet in ``--out``'s results;
+    for the teacher also those whose KD source is gone (a row restored from the ledger) while
+    a KD row still needs it."""
+    done = load_results(args.out)
+
+    def missing(name: str, task: str, count: int) -> bool:
+        return any(stored_scores(done, TASKS[task], name, s) is None for s in range(count))
+
+    def refit(task: str) -> bool:
+        needed = any(
+            missing(kd, task, planned_seeds(kd, task, args.max_seeds))
+            for kd in args.rows
+            if kd.endswith("+kd")
+        )
+        return row == "teacher" and needed and not is_finetuned_dir(args.out / TEACHER_FT / task)
+
+    return [t for t in tasks if missing(row, t, seeds) or refit(t)]
 
 
 def run_row(row: str, args: argparse.Namespace) -> list[str]:
@@ -152,11 +191,12 @@ def run_row(row: str, args: argparse.Namespace) -> list[str]:
     tasks, notes = runnable_tasks(row, args)
     for seeds in sorted({planned_seeds(row, t, args.max_seeds) for t in tasks}):
         group = [t for t in tasks if planned_seeds(row, t, args.max_seeds) == seeds]
-        todo = pending(row, group, seeds, args.out)
+        todo = pending(row, group, seeds, args)
         if not todo:
             print(f"{row} {','.join(group)}: {seeds} seeds already in {args.out}", flush=True)
             continue
         run_pipeline(*glue_argv(row, todo, seeds, options, args))
+        ledger.sync(args.ledger, args.out, row_fingerprints(args))
     return notes
 
 
@@ -222,6 +262,7 @@ def inference_speed(out: Path, data_dir: Path, task: str = SPEED_TASK, repeats: 
 
 def report(args: argparse.Namespace, notes: list[str]) -> None:
     """Write bench/results/glue.json and print the table from whatever is in ``--out``."""
+    ledger.sync(args.ledger, args.out, row_fingerprints(args))
     scores, timing = collect(args.out)
     speed = inference_speed(args.out, args.data_dir)
     result = summary(
@@ -252,6 +293,9 @@ def report(args: argparse.Namespace, notes: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     notes: list[str] = []
+    restored = ledger.restore(args.ledger, args.out, row_fingerprints(args))
+    for row, count in restored.items():
+        print(f"{row}: {count} finished result(s) restored from {args.ledger}", flush=True)
     if not args.report_only:
         for row in args.rows:
             notes += run_row(row, args)

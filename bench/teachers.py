@@ -42,10 +42,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 import torch
 
-from bench.common import SHARED_DATA, corpus_lines, write_result
+from bench import ledger
+from bench.common import RESULTS, SHARED_DATA, corpus_lines, write_result
 from bench.fetch_mpnet import DEFAULT_DEST as RUNS
 from bench.fetch_mpnet import FOLDER as MPNET
 from bench.glue_table import AVERAGED
+
+GLUE_LEDGER = RESULTS / "teachers_glue_runs.json"  # finished GLUE runs kept across machines
 
 SUBSET = RUNS / "corpus-subset.txt"
 SHARDS = RUNS / "mpnet-shards"
@@ -252,6 +255,11 @@ def glue(
             str(student_dir),
         ],
     }
+    fingerprints = {
+        "student-mpnet": ledger.student_fingerprint(student_dir),
+        "scratch-mpnet": ledger.scratch_fingerprint(targets, student_dir),
+    }
+    ledger.restore(GLUE_LEDGER, out, fingerprints)
     for name, (model, *extra) in ({} if report_only else models).items():
         for task in tasks.split(","):
             argv = ["eval", "glue", "--model", model, "--name", name, "--tasks", task, *extra]
@@ -265,6 +273,8 @@ def glue(
             ]
             print("$ pipeline " + " ".join(argv), flush=True)
             pipeline_main.main(argv, standalone_mode=False)
+            ledger.sync(GLUE_LEDGER, out, fingerprints)
+    ledger.sync(GLUE_LEDGER, out, fingerprints)
     scores, timing = scores_by_model(out)
     minilm, minilm_timing = scores_by_model(minilm_glue) if minilm_glue.is_dir() else ({}, {})
     names = tasks.split(",")

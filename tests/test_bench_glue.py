@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.torch import load_file, save_file
 from scipy.stats import ttest_ind
 
 from bench.glue import main as bench_main
@@ -152,7 +155,7 @@ def test_scratch_kd_row_on_a_tiny_model(tmp_path, tiny_teacher_dir, tiny_student
     common = ["--student", str(tiny_student_dir), "--targets", str(tiny_teacher_dir)]
     common += ["--teacher", str(tiny_teacher_dir), "--data-dir", str(data), "--out", str(out)]
     common += ["--results-dir", str(report), "--max-seeds", "1", "--epochs", "1"]
-    common += ["--device", "cpu", "--augment", "2"]
+    common += ["--device", "cpu", "--augment", "2", "--ledger", str(tmp_path / "ledger.json")]
     bench_main([*common, "--rows", "student,teacher,scratch+kd", "--tasks", "sst2"])
     kd = [e for e in _results(out) if e["model"] == "scratch+kd" and e["task"] == "sst2"]
     assert len(kd) == 1 and kd[0]["extra"]["kd"] and kd[0]["extra"]["augment_copies"] == 2
@@ -184,6 +187,7 @@ def test_resume_after_a_kill_between_two_pairs(tmp_path, tiny_teacher_dir, tiny_
     argv += ["--student", str(tiny_student_dir), "--targets", str(tiny_teacher_dir)]
     argv += ["--data-dir", str(data), "--out", str(out), "--results-dir", str(tmp_path / "r")]
     argv += ["--max-seeds", "2", "--epochs", "3", "--device", "cpu"]
+    argv += ["--ledger", str(tmp_path / "ledger.json")]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
@@ -201,3 +205,41 @@ def test_resume_after_a_kill_between_two_pairs(tmp_path, tiny_teacher_dir, tiny_
     assert both[0] == first[0]  # value, seconds and time untouched
     glue = json.loads((tmp_path / "r" / "glue.json").read_text())
     assert glue["seeds"]["scratch"]["sst2"] == {"done": 2, "planned": 2}
+
+
+def test_a_fresh_machine_restores_finished_runs_of_the_same_inputs_only(
+    tmp_path,
+    tiny_teacher_dir,
+    tiny_student_dir,  # noqa: F811
+    capsys,
+):
+    data = write_glue_dir(tmp_path / "glue", rows=16)
+    book = tmp_path / "ledger.json"
+
+    def bench(out: str, student: Path) -> list[dict]:
+        argv = ["--student", str(student), "--targets", str(tiny_teacher_dir)]
+        argv += ["--teacher", str(tiny_teacher_dir), "--data-dir", str(data)]
+        argv += ["--out", str(tmp_path / out), "--results-dir", str(tmp_path / "report")]
+        argv += ["--max-seeds", "1", "--epochs", "1", "--device", "cpu", "--ledger", str(book)]
+        bench_main([*argv, "--rows", "scratch,student", "--tasks", "rte"])
+        found = sorted(_results(tmp_path / out), key=lambda e: (e["model"], e["metric"]))
+        for entry in found:  # restored entries keep the fingerprint they were filed under
+            entry["extra"].pop("fingerprint", None)
+        return found
+
+    first = bench("first", tiny_student_dir)
+    assert len({e["extra"]["fingerprint"] for e in json.loads(book.read_text())}) == 2
+    again = bench("second", tiny_student_dir)  # a new machine: empty --out, same inputs
+    assert again == first  # restored as they were: value, seconds and time
+    printed = capsys.readouterr().out
+    assert re.search(r"^scratch: \d+ finished result\(s\) restored", printed, re.MULTILINE)
+
+    other = tmp_path / "other-student"  # a retrained student: other weights, same shape
+    shutil.copytree(tiny_student_dir, other)
+    weights = other / "model.safetensors"
+    tensors = load_file(weights)
+    save_file({k: v + 0.01 for k, v in tensors.items()}, weights)
+    third = bench("third", other)
+    by_row = {row: [e for e in third if e["model"] == row] for row in ("scratch", "student")}
+    assert by_row["scratch"] == [e for e in first if e["model"] == "scratch"]
+    assert all(e["time"] not in {f["time"] for f in first} for e in by_row["student"])
