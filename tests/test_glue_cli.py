@@ -342,3 +342,37 @@ def test_scratch_word_pieces_from_a_shard_dir(tmp_path, tiny_teacher_dir):
     assert factory.kind == "scratch" and factory.label == "scratch"
     assert torch.equal(first.embed.weight, matrix)
     assert first.embed.weight.data_ptr() != second.embed.weight.data_ptr()
+
+
+def test_frozen_vectors_are_computed_once_per_task_for_a_trained_encoder(
+    tmp_path, tiny_teacher_dir, tiny_student_dir, monkeypatch
+):
+    """Every seed of a frozen trained encoder gets the same vectors (one pass per task), and the
+    same scores as computing them per seed; a scratch encoder, drawn anew per seed, one per seed."""
+    import stage3_eval.glue.run as run_module
+
+    root = write_glue_dir(tmp_path / "glue", rows=16)
+    real, calls = run_module.frozen_vectors, []
+    monkeypatch.setattr(
+        run_module, "frozen_vectors", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+
+    def probe(out: str, *model: str) -> list[dict]:
+        args = ["--data-dir", str(root), "--out", str(tmp_path / out), "--tasks", "sst2,mrpc"]
+        result = run(*model, "--freeze-encoder", "--seeds", "3", *args, "--no-predict-test", *QUICK)
+        assert result.exit_code == 0, result.output
+        return [(e["task"], e["metric"], e["seed"], e["value"]) for e in _entries(tmp_path / out)]
+
+    shared = probe("student", "--model", str(tiny_student_dir))
+    assert len(calls) == 2  # sst2 and mrpc, once each for 3 seeds
+    calls.clear()
+    runner = run_module.GlueRunner
+    monkeypatch.setattr(runner, "_frozen_train", lambda self, task, model, data: real(model, data))
+    assert probe("per-seed", "--model", str(tiny_student_dir)) == shared
+    scratch = ["--model", "scratch", "--teacher", str(tiny_teacher_dir)]
+    monkeypatch.undo()
+    monkeypatch.setattr(
+        run_module, "frozen_vectors", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    probe("scratch", *scratch, "--student-config", str(tiny_student_dir))
+    assert len(calls) == 6

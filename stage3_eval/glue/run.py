@@ -19,6 +19,7 @@ import torch
 from data.errors import PipelineError
 from data.glue import TASKS, GlueSplit, GlueTask, TaskData, load_task
 from stage2_train.optim import seed_everything
+from stage3_eval.encoders import SCRATCH
 from stage3_eval.glue.augment import AugmentConfig
 from stage3_eval.glue.encoders import EncoderFactory
 from stage3_eval.glue.metrics import glue_score, task_metrics
@@ -127,6 +128,7 @@ class GlueRunner:
         self.config = config
         self.echo = echo
         self._kd_sets: dict[str, tuple[GlueSplit, np.ndarray]] = {}
+        self._frozen: tuple[str, FrozenVectors] | None = None  # the last task's, for its seeds
 
     def run(self, tasks: list[TaskData]) -> list[Result]:
         """Fine-tune on every task and seed; returns this run's results (also on disk)."""
@@ -148,6 +150,15 @@ class GlueRunner:
         produced += self._glue_scores()
         return produced
 
+    def _frozen_train(self, task: GlueTask, model: GlueModel, data: Tokenized) -> FrozenVectors:
+        """The training split's frozen vectors. A trained encoder gives every seed the same
+        ones, so they are computed once per task; a scratch encoder is drawn anew per seed."""
+        if self.factory.kind == SCRATCH:
+            return frozen_vectors(model, data)
+        if self._frozen is None or self._frozen[0] != task.name:
+            self._frozen = (task.name, frozen_vectors(model, data))
+        return self._frozen[1]
+
     def _train_config(self, task: GlueTask) -> FineTuneConfig:
         return replace(self.config.train, epochs=self.config.epochs or DEFAULT_EPOCHS[task.name])
 
@@ -168,7 +179,7 @@ class GlueRunner:
         train_config = self._train_config(task)
         train_data: Tokenized | FrozenVectors = tokenize(encoder, train.text_a, train.text_b)
         if cfg.freeze_encoder:  # the encoder's vectors do not change: compute them once
-            train_data = frozen_vectors(model, train_data)
+            train_data = self._frozen_train(task, model, train_data)
         losses = fine_tune(
             model,
             train_data,
