@@ -32,9 +32,12 @@ demo: install
 
 # `make bench`: the quick set, stage 1 only (minutes). `make bench-full`: every benchmark, on the
 # whole shared corpus (hours): encode it to $(SHARDS) (resumes: complete shards are skipped),
-# train $(STUDENT) within a time budget, then time the student and fine-tune it on GLUE.
+# train $(STUDENT) by the default student's step budget on one thread (deterministic: a fresh
+# machine rebuilds the same weights, so bench/results/glue_runs.json's student rows stay valid),
+# then time the student and fine-tune it on GLUE.
 SHARDS ?= runs/corpus-shards
 STUDENT ?= runs/student
+STUDENT_STEPS ?= 13454
 
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
@@ -43,7 +46,8 @@ bench: install
 
 bench-full: bench
 	$(BIN)/pipeline encode ../shared/data/corpus --out $(SHARDS)
-	$(PY) -m bench.train_quality --targets $(SHARDS) --out $(STUDENT)
+	$(PY) -m bench.train_quality --targets $(SHARDS) --out $(STUDENT) --max-steps $(STUDENT_STEPS) \
+		-- --threads 1 --epochs 20 --val-every 1500
 	$(PY) -m bench.student_speed $(STUDENT)
 	$(PY) -m bench.glue --student $(STUDENT) --targets $(SHARDS)
 

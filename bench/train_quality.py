@@ -1,4 +1,4 @@
-"""Stage-2 quality and training throughput: one `pipeline train` run within a time budget.
+"""Stage-2 quality and training throughput: one `pipeline train` run within a time or step budget.
 
 Trains (or resumes, if --out already holds the same run) a student on a shard directory with
 zero-shot STS-B dev Spearman logged at every evaluation, then summarises the run from its
@@ -31,6 +31,13 @@ def main() -> None:
     parser.add_argument("--targets", type=Path, default=Path("runs/corpus-shards"))
     parser.add_argument("--out", type=Path, default=Path("runs/student"))
     parser.add_argument("--time-budget", type=float, default=25.0, help="Minutes of training.")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="A step budget instead of the time budget: with `-- --threads 1` the same student "
+        "on every machine of this kind (the GLUE ledger's student rows stay valid).",
+    )
     parser.add_argument("--sts-dev", type=Path, default=SHARED_DATA / "glue/STS-B/dev.tsv")
     parser.add_argument("--teacher-sts", type=float, default=TEACHER_STS_B_DEV)
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="More `pipeline train` args.")
@@ -42,8 +49,11 @@ def main() -> None:
         str(args.targets),
         "--out",
         str(args.out),
-        "--time-budget",
-        str(args.time_budget),
+        *(
+            ["--max-steps", str(args.max_steps)]
+            if args.max_steps
+            else ["--time-budget", str(args.time_budget)]
+        ),
         "--sts-dev",
         str(args.sts_dev),
         *extra,
