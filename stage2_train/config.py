@@ -43,7 +43,7 @@ class StudentConfig:
     hidden_size: int = 256
     num_layers: int = 1
     connection: str = "residual"  # between BiLSTM layers when num_layers > 1
-    pooling: str = "max_mean"
+    pooling: str = "attention"  # chosen by the ablation of docs/student.md (issue 17)
     head: str = "linear"
     output_dim: int = 384
     normalize: bool = True
