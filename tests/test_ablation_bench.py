@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from bench.ablation import timing_order
 from bench.ablation_select import DEFAULT, select, summarise
 from data.manifest import read_manifest
 from tests.stage2_helpers import make_tiny_shards
@@ -18,6 +19,12 @@ def _row(sts: float, probe: list[list[float]], speed: float) -> dict:
     row = {"sts": sts, "probe": dict(zip(["sst2", "cola"], probe, strict=False))}
     row["sentences_per_second"] = speed
     return {**row, **summarise(row)}
+
+
+def test_speed_rounds_rotate_so_that_no_variant_always_leads() -> None:
+    rounds = timing_order(["default", "attention", "dedup"], 4)
+    assert [r[0] for r in rounds] == ["default", "attention", "dedup", "default"]
+    assert all(sorted(r) == ["attention", "dedup", "default"] for r in rounds)
 
 
 def test_score_is_the_mean_of_sts_and_the_probe_mean_per_seed() -> None:
