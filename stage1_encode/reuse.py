@@ -8,7 +8,7 @@ supply it. What must agree is checked once, up front, and named when it does not
 
 from __future__ import annotations
 
-from collections import defaultdict
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -25,37 +25,66 @@ SAME_TEACHER = ("weights_sha256", "hidden_size", "pooling", "max_length", "norma
 
 
 class ReusedVectors:
-    """Index of ``directory``'s texts → (shard, row), and the rows fetched on demand."""
+    """Index of ``directory``'s texts → (shard, row), and the rows fetched on demand.
+
+    The index holds a 64-bit hash per text, sorted, with its shard and row: 16 bytes a text
+    where a dict of the texts took about 300, so a corpus of tens of millions of lines can be
+    reused within memory. Every hit is checked against the stored text before its vector is
+    used, so a hash collision costs one teacher pass, never a wrong vector.
+    """
 
     def __init__(self, directory: Path, manifest: dict[str, Any]):
         self.directory = Path(directory)
         check_compatible(self.directory, read_manifest(self.directory), manifest)
         store = ShardStore(self.directory)
         self.dim = store.dim
-        self.index: dict[str, tuple[Path, int]] = {}
-        for path in store.paths:
+        self.paths = list(store.paths)
+        keys, shards, rows = [], [], []
+        for shard, path in enumerate(self.paths):
             with h5py.File(path, "r") as handle:
-                for row, raw in enumerate(handle["text"][()]):
-                    self.index.setdefault(raw.decode("utf-8"), (path, row))
+                texts = handle["text"][()]
+            keys.append(np.fromiter((text_key(raw) for raw in texts), np.uint64, len(texts)))
+            shards.append(np.full(len(texts), shard, dtype=np.uint32))
+            rows.append(np.arange(len(texts), dtype=np.uint32))
+        keys_all = np.concatenate(keys) if keys else np.empty(0, np.uint64)
+        order = np.argsort(keys_all, kind="stable")  # equal texts: the earliest row comes first
+        self.keys = keys_all[order]
+        self.shards = np.concatenate(shards)[order] if shards else np.empty(0, np.uint32)
+        self.rows = np.concatenate(rows)[order] if rows else np.empty(0, np.uint32)
 
     def __len__(self) -> int:
-        return len(self.index)
+        return int(np.count_nonzero(np.diff(self.keys))) + 1 if len(self.keys) else 0
 
     def lookup(self, texts: list[str]) -> tuple[list[int], np.ndarray]:
         """Positions in ``texts`` that have a stored vector, and those vectors (float32)."""
-        hits = [i for i, text in enumerate(texts) if text in self.index]
+        found: dict[int, np.ndarray] = {}
+        positions, slots = self._candidates(texts)
+        for shard in np.unique(self.shards[slots]):
+            mine = self.shards[slots] == shard
+            with h5py.File(self.paths[shard], "r") as handle:  # whole columns: 3x a row list
+                stored_texts, stored = handle["text"][()], handle["embedding"][()]
+            for i, row in zip(positions[mine], self.rows[slots[mine]], strict=True):
+                if stored_texts[row].decode("utf-8") == texts[i]:  # else a hash collision
+                    found[int(i)] = stored[row]
+        hits = sorted(found)
         vectors = np.zeros((len(hits), self.dim), dtype=np.float32)
-        by_shard: dict[Path, list[tuple[int, int]]] = defaultdict(list)
         for k, i in enumerate(hits):
-            path, row = self.index[texts[i]]
-            by_shard[path].append((k, row))
-        for path, pairs in by_shard.items():
-            slots, rows = (np.array(column) for column in zip(*pairs, strict=True))
-            unique = np.unique(rows)  # h5py reads increasing row lists only
-            with h5py.File(path, "r") as handle:
-                found = handle["embedding"][unique]
-            vectors[slots] = found[np.searchsorted(unique, rows)]
+            vectors[k] = found[i]
         return hits, vectors
+
+    def _candidates(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in ``texts`` whose key is in the index, and the index slot of each."""
+        if not len(self.keys) or not texts:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        wanted = np.fromiter((text_key(t.encode("utf-8")) for t in texts), np.uint64, len(texts))
+        slots = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        positions = np.flatnonzero(self.keys[slots] == wanted)
+        return positions, slots[positions]
+
+
+def text_key(raw: bytes) -> int:
+    """A text's 64-bit index key: the first 8 bytes of its BLAKE2b digest."""
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little")
 
 
 def check_compatible(directory: Path, theirs: dict[str, Any], ours: dict[str, Any]) -> None:

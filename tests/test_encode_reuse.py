@@ -55,6 +55,24 @@ def test_reused_rows_are_the_stored_ones_and_the_rest_match_a_plain_encode(
     assert sum(counts) == len(OLD) + 1  # "a red fox" occurs again in the new file
 
 
+def test_a_hash_collision_is_a_miss_not_another_texts_vector(
+    tmp_path, tiny_teacher_dir, monkeypatch
+) -> None:
+    from stage1_encode import reuse
+
+    monkeypatch.setattr(reuse, "text_key", len)  # "glosses of words" ~ "rain on the roof"
+    old, new = _write(tmp_path / "old.txt", OLD), _write(tmp_path / "new.txt", NEW)
+    assert encode(old, tmp_path / "a", tiny_teacher_dir).exit_code == 0
+    result = encode(new, tmp_path / "b", tiny_teacher_dir, "--reuse", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert encode(new, tmp_path / "plain", tiny_teacher_dir).exit_code == 0
+    (record,) = json.loads((tmp_path / "b" / "manifest.json").read_text())["shards"].values()
+    assert record["reused"] == 1  # "a red fox" only
+    reused, plain = _rows(tmp_path / "b"), _rows(tmp_path / "plain")
+    collided = "glosses of words"
+    np.testing.assert_allclose(reused[collided][0], plain[collided][0], atol=2e-3)
+
+
 def test_dedup_with_reuse_needs_no_teacher_pass_for_known_texts(tmp_path, tiny_teacher_dir):
     corpus = _write(tmp_path / "c.txt", OLD + OLD[:2])
     assert encode(corpus, tmp_path / "a", tiny_teacher_dir).exit_code == 0
