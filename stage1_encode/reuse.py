@@ -61,11 +61,13 @@ class ReusedVectors:
         positions, slots = self._candidates(texts)
         for shard in np.unique(self.shards[slots]):
             mine = self.shards[slots] == shard
-            with h5py.File(self.paths[shard], "r") as handle:  # whole columns: 3x a row list
-                stored_texts, stored = handle["text"][()], handle["embedding"][()]
-            for i, row in zip(positions[mine], self.rows[slots[mine]], strict=True):
-                if stored_texts[row].decode("utf-8") == texts[i]:  # else a hash collision
-                    found[int(i)] = stored[row]
+            rows = self.rows[slots[mine]]
+            unique = np.unique(rows)  # h5py reads increasing row lists only
+            with h5py.File(self.paths[shard], "r") as handle:  # only the hit rows: scales with hits
+                stored_texts, stored = handle["text"][unique], handle["embedding"][unique]
+            for i, k in zip(positions[mine], np.searchsorted(unique, rows), strict=True):
+                if stored_texts[k].decode("utf-8") == texts[i]:  # else a hash collision
+                    found[int(i)] = stored[k]
         hits = sorted(found)
         vectors = np.zeros((len(hits), self.dim), dtype=np.float32)
         for k, i in enumerate(hits):
