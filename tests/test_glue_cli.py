@@ -221,7 +221,8 @@ def test_task_specific_kd_from_a_finetuned_teacher(tmp_path, tiny_teacher_dir):
 
 
 def test_kd_targets_are_cached_for_the_next_row(tmp_path, tiny_teacher_dir, monkeypatch):
-    """A second KD row (or sitting) reuses the teacher's outputs; a damaged cache is redone."""
+    """A second KD row (or sitting) reuses the teacher's outputs without loading the teacher;
+    a damaged cache is redone."""
     import stage3_eval.glue.kd as kd_module
 
     root = write_glue_dir(tmp_path / "glue", rows=16)
@@ -229,9 +230,10 @@ def test_kd_targets_are_cached_for_the_next_row(tmp_path, tiny_teacher_dir, monk
     common = ["--data-dir", str(root), "--out", str(out), "--tasks", "sst2", "--no-predict-test"]
     teacher = run("--model", str(tiny_teacher_dir), "--save-finetuned", str(kd), *common, *QUICK)
     assert teacher.exit_code == 0, teacher.output
-    calls = []
-    predict = kd_module.predict
+    calls, loads = [], []
+    predict, load = kd_module.predict, kd_module.load_finetuned
     monkeypatch.setattr(kd_module, "predict", lambda *a, **k: calls.append(1) or predict(*a, **k))
+    monkeypatch.setattr(kd_module, "load_finetuned", lambda *a: loads.append(1) or load(*a))
 
     def kd_row(name: str) -> dict:
         args = ["--model", str(tiny_teacher_dir), "--kd-teacher", str(kd), "--name", name]
@@ -240,13 +242,14 @@ def test_kd_targets_are_cached_for_the_next_row(tmp_path, tiny_teacher_dir, monk
         return next(e for e in _entries(out) if e["model"] == name and e["task"] == "sst2")
 
     first = kd_row("a+kd")
-    assert len(calls) == 1
+    assert len(calls) == len(loads) == 1
     second = kd_row("b+kd")
-    assert len(calls) == 1 and second["extra"]["train_size"] == first["extra"]["train_size"]
+    assert len(calls) == len(loads) == 1
+    assert second["extra"]["train_size"] == first["extra"]["train_size"]
     (cache,) = (out / "kd-targets").iterdir()
     cache.write_bytes(b"not an array")
     kd_row("c+kd")
-    assert len(calls) == 2
+    assert len(calls) == len(loads) == 2
 
 
 @pytest.mark.slow

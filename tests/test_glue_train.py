@@ -191,7 +191,7 @@ def test_finetuned_head_config_that_does_not_fit_is_a_clear_error(tiny_teacher_d
     save_finetuned(model, tmp_path / "mnli", {"task": "mnli"})
     meta_path = tmp_path / "mnli" / "glue.json"
     meta = json.loads(meta_path.read_text())
-    meta["head"] = {"no_such_option": 1}
+    meta["head"] = {**meta["head"], "no_such_option": 1}
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(PipelineError, match="unreadable head"):
         load_finetuned(tmp_path / "mnli")

@@ -4,8 +4,8 @@ The teacher is one written by ``pipeline eval glue --model teacher --save-finetu
 ``DIR/<task>/`` holds its encoder, head and ``glue.json``. Its outputs (logits, or the score for
 STS-B) are computed once per task and shared by every seed of the student. They are also kept
 on disk (``OUT/kd-targets/``), keyed by the teacher's files and the exact input texts, so the
-other KD row of a comparison and a later sitting reuse them: on SST-2's augmented set that is
-most of an hour of teacher inference on one CPU thread.
+other KD row of a comparison and a later sitting reuse them without loading the teacher: on
+SST-2's augmented set that is most of an hour of teacher inference on one CPU thread.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from data.errors import PipelineError
 from data.glue import GlueSplit
 from stage1_encode.onednn import pack_linears
 from stage3_eval.glue.augment import AugmentConfig, augment, concatenate
-from stage3_eval.glue.model import load_finetuned
+from stage3_eval.glue.model import load_finetuned, read_finetuned_meta
 from stage3_eval.glue.train import predict, tokenize
 
 KD_TARGETS = "kd-targets"  # the folder of cached teacher outputs, inside eval glue's --out
@@ -45,13 +45,14 @@ def distillation_set(
             f"pipeline eval glue --model teacher --tasks {task.name} "
             f"--save-finetuned {kd_dir})"
         )
-    teacher, meta = load_finetuned(folder, device)
-    if meta.get("task") != task.name or teacher.head.config["num_outputs"] != task.num_outputs:
+    meta = read_finetuned_meta(folder)
+    if meta.get("task") != task.name or meta["head"]["num_outputs"] != task.num_outputs:
         raise PipelineError(f"{folder}: fine-tuned for {meta.get('task')!r}, not {task.name}")
     data = concatenate(train, augment(train, augment_config, seed))
     cache = None if cache_dir is None else Path(cache_dir) / cache_name(folder, data)
     outputs = load_cached(cache, len(data))
     if outputs is None:
+        teacher, _ = load_finetuned(folder, device)
         pack_linears(teacher)  # inference only from here
         outputs = predict(
             teacher,
@@ -64,7 +65,6 @@ def distillation_set(
             buffer = io.BytesIO()
             np.save(buffer, outputs, allow_pickle=False)
             files.write_bytes(cache, buffer.getvalue())
-    del teacher
     return data, outputs
 
 

@@ -25,6 +25,7 @@ from data.errors import PipelineError
 # weights, and glue.json (task, encoder kind, head shape), written last.
 HEAD_FILE = "head.safetensors"
 META_FILE = "glue.json"
+TEACHER_ARGS = ("pooling", "normalize", "max_length")  # how a saved teacher encoder rebuilds
 ENCODER_DIR = "encoder"
 HEAD_HIDDEN = 512  # units of the head's hidden layer
 HEAD_DROPOUT = 0.1
@@ -135,11 +136,7 @@ def save_finetuned(model: GlueModel, folder: Path, meta: dict[str, Any]) -> None
     with files.atomic_path(folder / ENCODER_DIR) as tmp:
         if kind == "teacher":
             files.save_pretrained(tmp, encoder.model, encoder.tokenizer)
-            encoder_meta = {
-                "pooling": encoder.pooling,
-                "normalize": encoder.normalize,
-                "max_length": encoder.max_length,
-            }
+            encoder_meta = {key: getattr(encoder, key) for key in TEACHER_ARGS}
         else:
             encoder.save_pretrained(tmp)
     head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
@@ -148,8 +145,8 @@ def save_finetuned(model: GlueModel, folder: Path, meta: dict[str, Any]) -> None
     files.write_text(folder / META_FILE, json.dumps(payload, indent=2) + "\n")
 
 
-def load_finetuned(folder: Path, device: torch.device | str = "cpu") -> tuple[GlueModel, dict]:
-    """A model written by :func:`save_finetuned`, in eval mode, and its metadata."""
+def read_finetuned_meta(folder: Path) -> dict[str, Any]:
+    """The checked ``glue.json`` of a :func:`save_finetuned` folder, without loading weights."""
     meta_path = folder / META_FILE
     if not is_finetuned_dir(folder):
         raise PipelineError(
@@ -158,14 +155,22 @@ def load_finetuned(folder: Path, device: torch.device | str = "cpu") -> tuple[Gl
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        spec, head_args = meta["encoder"], meta["head"]
-        teacher_args = (
-            {key: spec[key] for key in ("pooling", "normalize", "max_length")}
-            if spec["kind"] == "teacher"
-            else None
-        )
+        encoder, outputs = meta["encoder"], meta["head"]["num_outputs"]
+        needed = TEACHER_ARGS if encoder["kind"] == "teacher" else ()
+        missing = [key for key in needed if key not in encoder]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise PipelineError(f"{meta_path}: corrupt ({type(exc).__name__}: {exc})") from None
+    if missing or not isinstance(outputs, int):
+        problem = f"no encoder {missing[0]!r}" if missing else f"num_outputs {outputs!r}"
+        raise PipelineError(f"{meta_path}: corrupt ({problem})")
+    return meta
+
+
+def load_finetuned(folder: Path, device: torch.device | str = "cpu") -> tuple[GlueModel, dict]:
+    """A model written by :func:`save_finetuned`, in eval mode, and its metadata."""
+    meta = read_finetuned_meta(folder)
+    spec, head_args = meta["encoder"], meta["head"]
+    teacher_args = {key: spec[key] for key in TEACHER_ARGS} if spec["kind"] == "teacher" else None
     if teacher_args is not None:
         from stage1_encode.teacher import Teacher
 
