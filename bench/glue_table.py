@@ -249,7 +249,8 @@ def score_table(scores: Scores, tasks: list[str], majority: float | None, cap: i
     averaged = [t for t in tasks if t != WNLI]
     wnli = [WNLI] if WNLI in tasks else []
     majority_text = "?" if majority is None else f"{majority:.1f}"
-    head = [HEADERS[t] for t in averaged] + ["mean"]
+    mean_label = "mean" if set(averaged) == set(AVERAGED) else "mean (all 5 tasks)"
+    head = [HEADERS[t] for t in averaged] + [mean_label]
     head += [f"WNLI (majority class {majority_text})"] * len(wnli)
     lines = ["| model | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     for row in ROWS:

@@ -141,6 +141,9 @@ def test_references_say_dev_or_test_and_majority_share():
     assert "| ELMo (published, dev) | 91.5 | 76.5 | 67.2 | 56.3 |" in table
     assert "| BiLSTM_SOFT (Tang et al.) (published, test) | 90.7 | – | – | – |" in table
     assert "WNLI (majority class ?)" in table
+    assert "| mean (all 5 tasks) |" in table  # not the mean of the columns shown
+    full = score_table({}, ["cola", "sst2", "mrpc", "stsb", "rte"], None, None)
+    assert "| RTE | mean |" in full
     assert majority_share(np.array([0, 1, 1, 0, 0])) == pytest.approx(60.0)
 
 
