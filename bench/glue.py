@@ -43,6 +43,7 @@ from bench.glue_table import scores_by_model as collect
 from data.glue import TASKS, load_task
 from stage1_encode.teacher import embedded_teacher_path
 from stage2_train.layout import is_student_dir
+from stage3_eval.glue.augment import AugmentConfig
 from stage3_eval.glue.model import is_finetuned_dir
 from stage3_eval.glue.report import stored_scores
 from stage3_eval.results import load_results
@@ -134,9 +135,18 @@ def row_fingerprints(args: argparse.Namespace) -> dict[str, str]:
             found["scratch"] = ledger.scratch_fingerprint(args.targets, args.student, smoke)
     for row in ("student", "scratch"):
         if row in found:
-            kd = (found[row], found["teacher"], augment_options(args))
+            kd = (found[row], found["teacher"], kd_augmentation(args))
             found[f"{row}+kd"] = ledger.fingerprint("kd", *kd)
     return found
+
+
+def kd_augmentation(args: argparse.Namespace) -> dict[str, float]:
+    """The augmentation the KD rows run with: the options given, ``AugmentConfig``'s defaults
+    (eval glue's) for the rest. Their fingerprint hashes this, so naming a default is no change."""
+    defaults = AugmentConfig()
+    given = {"copies": args.augment, "p_mask": args.p_mask, "p_pos": args.p_pos}
+    given["p_ngram"] = args.p_ngram
+    return {key: getattr(defaults, key) if value is None else value for key, value in given.items()}
 
 
 def augment_options(args: argparse.Namespace) -> list[str]:

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from scipy.stats import ttest_ind
 
 from bench.glue import main as bench_main
+from bench.glue import parse_args, row_fingerprints
 from bench.glue_table import (
     AVERAGED,
     comparisons,
@@ -30,6 +31,7 @@ from bench.glue_table import (
     targets,
 )
 from data.glue import TASKS
+from stage3_eval.glue.augment import AugmentConfig
 from stage3_eval.results import Result
 from tests.test_glue_cli import tiny_student_dir  # noqa: F401
 from tests.test_glue_data import single_thread, write_glue_dir  # noqa: F401
@@ -175,6 +177,27 @@ def test_scratch_kd_row_on_a_tiny_model(tmp_path, tiny_teacher_dir, tiny_student
     bench_main([*common, "--rows", "scratch+kd", "--tasks", "cola"])
     notes = json.loads((report / "glue.json").read_text())["notes"]
     assert notes == [f"scratch+kd cola: no fine-tuned teacher in {out / 'teacher-finetuned'}"]
+
+
+def test_kd_fingerprint_follows_the_augmentation_run_not_how_it_was_spelled(
+    tiny_teacher_dir,
+    tiny_student_dir,  # noqa: F811
+):
+    base = ["--student", str(tiny_student_dir), "--targets", str(tiny_teacher_dir)]
+    base += ["--teacher", str(tiny_teacher_dir)]
+
+    def fingerprints(*options: str) -> dict[str, str]:
+        return row_fingerprints(parse_args([*base, *options]))
+
+    plain = fingerprints()
+    defaults = AugmentConfig()
+    named = fingerprints("--augment", str(defaults.copies), "--p-pos", str(defaults.p_pos))
+    other = fingerprints("--augment", "2")
+    assert named == plain  # eval glue's defaults, named or not, are the same runs
+    assert other["scratch+kd"] != plain["scratch+kd"] and other["student+kd"] != plain["student+kd"]
+    assert {k: other[k] for k in ("scratch", "student", "teacher")} == {
+        k: plain[k] for k in ("scratch", "student", "teacher")
+    }
 
 
 def _pairs(out: Path) -> dict[int, dict]:
