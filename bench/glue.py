@@ -144,8 +144,12 @@ def kd_augmentation(args: argparse.Namespace) -> dict[str, float]:
     """The augmentation the KD rows run with: the options given, ``AugmentConfig``'s defaults
     (eval glue's) for the rest. Their fingerprint hashes this, so naming a default is no change."""
     defaults = AugmentConfig()
-    given = {"copies": args.augment, "p_mask": args.p_mask, "p_pos": args.p_pos}
-    given["p_ngram"] = args.p_ngram
+    given = {
+        "copies": args.augment,
+        "p_mask": args.p_mask,
+        "p_pos": args.p_pos,
+        "p_ngram": args.p_ngram,
+    }
     return {key: getattr(defaults, key) if value is None else value for key, value in given.items()}
 
 
