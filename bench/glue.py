@@ -140,30 +140,35 @@ def row_fingerprints(args: argparse.Namespace) -> dict[str, str]:
     return found
 
 
+# The KD rows' augmentation options: the eval glue flag each is passed on as (bench.glue takes
+# the same flags) and the AugmentConfig field it sets.
+KD_AUGMENT_FLAGS = {
+    "--augment": "copies",
+    "--p-mask": "p_mask",
+    "--p-pos": "p_pos",
+    "--p-ngram": "p_ngram",
+}
+
+
+def given_augmentation(args: argparse.Namespace) -> dict[str, float | None]:
+    """Each KD augmentation flag and its value here, None where it was not given."""
+    return {flag: getattr(args, flag[2:].replace("-", "_")) for flag in KD_AUGMENT_FLAGS}
+
+
 def kd_augmentation(args: argparse.Namespace) -> dict[str, float]:
     """The augmentation the KD rows run with: the options given, ``AugmentConfig``'s defaults
     (eval glue's) for the rest. Their fingerprint hashes this, so naming a default is no change."""
-    defaults = AugmentConfig()
-    given = {
-        "copies": args.augment,
-        "p_mask": args.p_mask,
-        "p_pos": args.p_pos,
-        "p_ngram": args.p_ngram,
+    defaults, given = AugmentConfig(), given_augmentation(args)
+    return {
+        field: getattr(defaults, field) if given[flag] is None else given[flag]
+        for flag, field in KD_AUGMENT_FLAGS.items()
     }
-    return {key: getattr(defaults, key) if value is None else value for key, value in given.items()}
 
 
 def augment_options(args: argparse.Namespace) -> list[str]:
     """The augmentation options both KD rows get (the CLI's defaults where not given)."""
-    given = {
-        "--augment": args.augment,
-        "--p-mask": args.p_mask,
-        "--p-pos": args.p_pos,
-        "--p-ngram": args.p_ngram,
-    }
-    return [
-        str(part) for flag, value in given.items() if value is not None for part in (flag, value)
-    ]
+    given = given_augmentation(args).items()
+    return [str(part) for flag, value in given if value is not None for part in (flag, value)]
 
 
 def runnable_tasks(row: str, args: argparse.Namespace) -> tuple[list[str], list[str]]:
