@@ -32,7 +32,13 @@ WNLI = "wnli"
 TASK_ORDER = (*AVERAGED, WNLI)
 HEADERS = {t: TASKS[t].folder for t in TASK_ORDER}
 BILSTM_SEEDS, SST2_SEEDS, TEACHER_SEEDS = 5, 3, 1  # SST-2's 67k rows make a run 10x longer
-COMPARISONS = (("student", "scratch"), ("student", "scratch+kd"), ("student+kd", "scratch+kd"))
+COMPARISONS = (  # (first, second): first minus second, per task
+    ("student", "scratch"),
+    ("student", "scratch+kd"),
+    ("student+kd", "scratch+kd"),
+    ("scratch+kd", "scratch"),  # what task KD adds to each BiLSTM
+    ("student+kd", "student"),
+)
 SIGNIFICANT = 0.05
 TEACHER_GAP = 2.0  # points on SST-2 that student + KD may trail the fine-tuned teacher by
 

@@ -132,6 +132,11 @@ def test_kd_targets_and_missing_rows():
     assert checks[KD_TARGET] is True  # 4 of 5
     assert checks[TEACHER_TARGET] is True  # 1.5 points behind
     assert checks[PLAIN_TARGET] is None  # neither student nor scratch ran
+    gains = comparisons(scores, list(AVERAGED))
+    assert gains["student+kd vs student"] == {} == gains["scratch+kd vs scratch"]
+    scores["student"] = {"cola": [60.0, 62.0]}
+    kd_gain = comparisons(scores, ["cola"])["student+kd vs student"]["cola"]
+    assert kd_gain["difference"] == pytest.approx(9.5)  # what KD adds to the student: 70.5 - 61
     scores["scratch+kd"]["mrpc"] = [90.0]
     scores["teacher"]["sst2"] = [91.0]
     assert targets(scores)[KD_TARGET] is False and targets(scores)[TEACHER_TARGET] is False
