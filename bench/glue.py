@@ -5,7 +5,8 @@ Runs ``pipeline eval glue`` in-process for every row of the table into one resul
 BiLSTM row on CoLA, MRPC, STS-B, RTE and WNLI, 3 on SST-2, 1 for the teacher (fine-tuned and
 saved as the KD source). A (row, task, seed) already in ``results.json`` is never redone, so the
 same command continues over several sittings; ``--rows`` runs only some rows, ``--report-only``
-writes the table from what is finished. Writes bench/results/glue.json (the table of
+writes the table from what is finished. ``--teacher``, ``--ledger`` and ``--result-name`` run
+the same table for another teacher (bench/teachers.py). Writes bench/results/glue.json (the table of
 bench/glue_table.py, seeds done/planned, Welch p-values, the targets, seconds per run, and the
 fine-tuned student's inference speed beside the fine-tuned teacher's).
 
@@ -73,7 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--p-ngram", type=float, default=None, help="KD rows: n-gram prob.")
     parser.add_argument("--p-pos", type=float, default=None, help="KD rows: POS-guided prob.")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="Where glue.json goes.")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="Where NAME.json goes.")
+    parser.add_argument("--result-name", default="glue", help="NAME of the result file.")
     parser.add_argument(
         "--ledger",
         type=Path,
@@ -290,7 +292,7 @@ def report(args: argparse.Namespace, notes: list[str]) -> None:
     print(result["table"])
     smoke = bool(args.epochs or args.max_train_examples or args.max_seeds)
     write_result(
-        "glue",
+        args.result_name,
         {
             **result,
             "budget": {

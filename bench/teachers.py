@@ -1,27 +1,27 @@
-"""The all-mpnet-base-v2 teacher end to end: corpus subset, stage 1, and the comparison table.
+"""The all-mpnet-base-v2 teacher end to end: corpus subset, stage 1, and the comparison tables.
 
-Encoding the whole shared corpus (168k lines) with a 12-layer 768-d teacher takes an hour or
-more on this machine's two cores (hours when they are shared), so the MPNet run uses a fixed
-subset: every line of
-the seven corpus files (sorted, blank lines skipped) whose running index ``i`` has
-``i % 8 < 3``, which keeps 3 of every 8 lines of every file (62,988 lines), shuffled with seed 0
-so that its first N lines are a uniform sample of the corpus too. ``--lines N`` encodes only
-that prefix (its own shard directory), for a student when the full subset cannot finish.
+Encoding the whole shared corpus (168k lines) with a 12-layer 768-d teacher takes 1.5 hours in
+bf16 on one core of a CPU with native bf16, and about four in float32 on two cores without it
+(docs/teachers.md); ``encode`` writes a fixed subset instead: every line of the seven corpus
+files (sorted, blank lines skipped) whose running index ``i`` has ``i % 8 < 3``, which keeps 3
+of every 8 lines of every file (62,988 lines), shuffled with seed 0 so that its first N lines
+are a uniform sample of the corpus too. ``--lines N`` encodes only that prefix (its own shard
+directory), for a student when the full subset cannot finish.
 
     python -m bench.teachers encode [--lines 20000]   # resumable: re-run to continue
     python -m bench.teachers wordpieces --targets DIR   # to choose --embed-proj
-    python -m bench.teachers glue --student DIR --targets DIR
+    python -m bench.teachers glue --student DIR --targets DIR [--rows scratch] [--tasks cola]
     python -m bench.teachers compare --student runs/teachers/student-mpnet --targets DIR \
         --minilm-student runs/student --minilm-targets runs/corpus-shards
 
 ``compare`` writes bench/results/teachers.json (``--name``): each teacher (through
 sentence-transformers) and its student on the same corpus lines, in one process with the same
 threads (sentences/s), zero-shot STS-B dev for all, each student's validation cosine, kNN
-recall@10 on its held-out shard rows, and parameters. ``glue`` fine-tunes the MPNet student and
-its scratch twin (same architecture and word-pieces, no distillation) on the five averaged GLUE
-tasks with full training sets, per-task epochs and the seeds of bench/glue.py into
-runs/teachers/glue (resumable), and writes bench/results/teachers_glue.json beside the MiniLM
-student's and scratch's scores read from bench/glue.py's results folder.
+recall@10 on its held-out shard rows, and parameters. ``glue`` runs bench/glue.py's rows for
+the MPNet teacher (student and scratch by default; ``--rows teacher`` fine-tunes MPNet itself)
+into runs/teachers/glue with the ledger bench/results/glue_mpnet_runs.json (resumable, across
+machines) and writes bench/results/glue_mpnet.json, then bench/results/teachers_glue.json: each
+row, MPNet minus MiniLM (bench/results/glue.json) per task with Welch's p.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 import torch
 
-from bench import ledger
 from bench.common import RESULTS, SHARED_DATA, corpus_lines, write_result
 from bench.fetch_mpnet import DEFAULT_DEST as RUNS
 from bench.fetch_mpnet import FOLDER as MPNET
 from bench.glue_table import AVERAGED
 
-GLUE_LEDGER = RESULTS / "teachers_glue_runs.json"  # finished GLUE runs kept across machines
+GLUE_LEDGER = RESULTS / "glue_mpnet_runs.json"  # finished GLUE runs kept across machines
+MPNET_GLUE = "glue_mpnet"  # bench/glue.py's result file for the MPNet rows
 
 SUBSET = RUNS / "corpus-subset.txt"
 SHARDS = RUNS / "mpnet-shards"
@@ -232,79 +232,64 @@ def compare(students: dict[str, tuple[Path, Path]], count: int, name: str) -> No
     )
 
 
-def glue(
-    student_dir: Path, targets: Path, tasks: str, minilm_glue: Path, report_only: bool = False
-) -> None:
-    """GLUE dev with full training sets: the MPNet student and its scratch twin.
+GLUE_ROWS = ("student", "scratch", "teacher")
 
-    Resumable (finished (task, seed) pairs are skipped). The MiniLM student and scratch rows
-    are read from ``minilm_glue``, the results folder of bench/glue.py, run with the same
-    budget, so the two teachers' students are compared at equal fine-tuning.
+
+def glue(student: Path, targets: Path, options: list[str], minilm: Path) -> None:
+    """bench/glue.py's rows for the MPNet teacher, then those rows beside the MiniLM ones.
+
+    The rows run exactly as docs/glue.md's (same seeds, full training sets, resumable), with
+    their own results folder, ledger and result file; ``options`` go on to bench/glue.py
+    (``--rows``, default scratch and student; ``--tasks``; ``--report-only``). Then, per task
+    and row, MPNet minus MiniLM with Welch's p from both files' per-seed scores: does a
+    stronger teacher pass through?
     """
-    from bench.glue_table import compare, planned_seeds, scores_by_model, student_vs_scratch
-    from pipeline.cli import main as pipeline_main
+    from bench.glue import main as run_glue
 
-    out = RUNS / "glue"
-    models = {
-        "student-mpnet": [str(student_dir)],
-        "scratch-mpnet": [
-            "scratch",
-            "--teacher",
-            str(targets),
-            "--student-config",
-            str(student_dir),
-        ],
-    }
-    fingerprints = {
-        "student-mpnet": ledger.student_fingerprint(student_dir),
-        "scratch-mpnet": ledger.scratch_fingerprint(targets, student_dir),
-    }
-    ledger.restore(GLUE_LEDGER, out, fingerprints)
-    for name, (model, *extra) in ({} if report_only else models).items():
-        for task in tasks.split(","):
-            argv = ["eval", "glue", "--model", model, "--name", name, "--tasks", task, *extra]
-            argv += ["--seeds", str(planned_seeds("student", task)), "--out", str(out)]
-            argv += [
-                "--data-dir",
-                str(SHARED_DATA / "glue"),
-                "--no-predict-test",
-                "--device",
-                "cpu",
-            ]
-            print("$ pipeline " + " ".join(argv), flush=True)
-            pipeline_main.main(argv, standalone_mode=False)
-            ledger.sync(GLUE_LEDGER, out, fingerprints)
-    ledger.sync(GLUE_LEDGER, out, fingerprints)
-    scores, timing = scores_by_model(out)
-    minilm, minilm_timing = scores_by_model(minilm_glue) if minilm_glue.is_dir() else ({}, {})
-    names = tasks.split(",")
-    mpnet = {m.removesuffix("-mpnet"): v for m, v in scores.items()}
+    run_glue(
+        [
+            *("--student", str(student), "--targets", str(targets), "--teacher", str(MPNET)),
+            *("--out", str(RUNS / "glue"), "--ledger", str(GLUE_LEDGER)),
+            *("--result-name", MPNET_GLUE, "--rows", "scratch,student", *options),
+        ]
+    )
+
+    sources = {"MiniLM": minilm, "MPNet": RESULTS / f"{MPNET_GLUE}.json"}
+    results = {name: json.loads(path.read_text(encoding="utf-8")) for name, path in sources.items()}
     write_result(
         "teachers_glue",
-        {
-            "budget": {
-                "seeds": {t: planned_seeds("student", t) for t in names},
-                "train": "full sets",
-            },
-            "scores_x100": {
-                f"{teacher} {model}": {
-                    t: {"mean": float(np.mean(v)), "seeds": v} for t, v in by.items()
-                }
-                for teacher, rows in (("MPNet", mpnet), ("MiniLM", minilm))
-                for model, by in rows.items()
-                if model in ("student", "scratch")
-            },
-            "student_vs_scratch": student_vs_scratch(mpnet, names),
-            "mpnet_vs_minilm_student": compare(
-                {"mpnet": mpnet.get("student", {}), "minilm": minilm.get("student", {})},
-                "mpnet",
-                "minilm",
-                names,
-            ),
-            "seconds_per_run": {**timing, **{f"MiniLM {m}": v for m, v in minilm_timing.items()}},
-            "results_dir": str(out),
-        },
+        {"sources": {n: str(p) for n, p in sources.items()}, **teacher_comparison(results)},
     )
+
+
+def teacher_comparison(results: dict[str, dict]) -> dict[str, Any]:
+    """MPNet's rows minus MiniLM's per task (Welch p), from two bench/glue.py result files."""
+    from bench.glue_table import compare
+
+    differences = {
+        row: compare(
+            {name: r["scores_x100_per_seed"].get(row, {}) for name, r in results.items()},
+            "MPNet",
+            "MiniLM",
+            list(AVERAGED),
+        )
+        for row in GLUE_ROWS
+    }
+    return {
+        "scores_x100": {name: r["scores_x100"] for name, r in results.items()},
+        "mean_x100": {name: r["mean_x100"] for name, r in results.items()},
+        "seeds": {name: r["seeds"] for name, r in results.items()},
+        "mpnet_minus_minilm": differences,
+        "target": "MPNet student above the MiniLM student on CoLA and SST-2",
+        "target_met": _ahead(differences["student"], ("cola", "sst2")),
+    }
+
+
+def _ahead(compared: dict[str, dict], tasks: tuple[str, ...]) -> bool | None:
+    """Whether MPNet's row leads on every one of ``tasks``; None while one lacks a row."""
+    if any(t not in compared for t in tasks):
+        return None
+    return all(compared[t]["difference"] > 0 for t in tasks)
 
 
 def main() -> None:
@@ -325,12 +310,12 @@ def main() -> None:
     glue_cmd = commands.add_parser("glue", help="Write bench/results/teachers_glue.json.")
     glue_cmd.add_argument("--student", type=Path, required=True, help="MPNet student dir.")
     glue_cmd.add_argument("--targets", type=Path, required=True, help="Its MPNet shard dir.")
-    glue_cmd.add_argument("--tasks", default=",".join(AVERAGED))
-    glue_cmd.add_argument("--minilm-glue", type=Path, default=Path("runs/bench-glue"))
-    glue_cmd.add_argument("--report-only", action="store_true", help="Only write the JSON.")
-    args = parser.parse_args()
+    glue_cmd.add_argument("--minilm", type=Path, default=RESULTS / "glue.json", help="Its rows.")
+    args, glue_options = parser.parse_known_args()
     if args.command == "glue":
-        glue(args.student, args.targets, args.tasks, args.minilm_glue, args.report_only)
+        glue(args.student, args.targets, glue_options, args.minilm)
+    elif glue_options:
+        parser.error(f"unrecognized arguments: {' '.join(glue_options)}")
     elif args.command == "encode":
         encode(args.lines, args.shard_size)
     elif args.command == "wordpieces":

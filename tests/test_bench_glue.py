@@ -164,13 +164,14 @@ def test_scratch_kd_row_on_a_tiny_model(tmp_path, tiny_teacher_dir, tiny_student
     out, report = tmp_path / "bench-glue", tmp_path / "report"
     common = ["--student", str(tiny_student_dir), "--targets", str(tiny_teacher_dir)]
     common += ["--teacher", str(tiny_teacher_dir), "--data-dir", str(data), "--out", str(out)]
-    common += ["--results-dir", str(report), "--max-seeds", "1", "--epochs", "1"]
-    common += ["--device", "cpu", "--augment", "2", "--ledger", str(tmp_path / "ledger.json")]
+    common += ["--results-dir", str(report), "--result-name", "tiny", "--max-seeds", "1"]
+    common += ["--epochs", "1", "--device", "cpu", "--augment", "2"]
+    common += ["--ledger", str(tmp_path / "ledger.json")]
     bench_main([*common, "--rows", "student,teacher,scratch+kd", "--tasks", "sst2"])
     kd = [e for e in _results(out) if e["model"] == "scratch+kd" and e["task"] == "sst2"]
     assert len(kd) == 1 and kd[0]["extra"]["kd"] and kd[0]["extra"]["augment_copies"] == 2
     assert kd[0]["extra"]["train_size"] > 16  # trained on the teacher's outputs for copies too
-    glue = json.loads((report / "glue.json").read_text())
+    glue = json.loads((report / "tiny.json").read_text())
     assert glue["seeds"]["scratch+kd"]["sst2"] == {"done": 1, "planned": 1}
     assert glue["seconds_per_run"]["scratch+kd"]["sst2"] > 0
     speed = glue["inference_speed"]
@@ -180,7 +181,7 @@ def test_scratch_kd_row_on_a_tiny_model(tmp_path, tiny_teacher_dir, tiny_student
     bench_main([*common, "--rows", "student,teacher,scratch+kd", "--tasks", "sst2"])
     assert (out / "results.json").read_bytes() == before  # nothing finished is redone
     bench_main([*common, "--rows", "scratch+kd", "--tasks", "cola"])
-    notes = json.loads((report / "glue.json").read_text())["notes"]
+    notes = json.loads((report / "tiny.json").read_text())["notes"]
     assert notes == [f"scratch+kd cola: no fine-tuned teacher in {out / 'teacher-finetuned'}"]
 
 

@@ -1,4 +1,5 @@
-"""bench/teachers.py's comparison rows on tiny models: every field the table in docs needs."""
+"""bench/teachers.py: the comparison rows on tiny models (every field the table in docs needs),
+and the two teachers' GLUE rows side by side."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ import pytest
 from data.sts import StsPairs
 from tests.stage2_helpers import make_tiny_shards, train_cli
 
-pytest.importorskip("sentence_transformers")
-
 
 def test_teacher_and_student_rows(tmp_path, tiny_teacher_dir) -> None:
+    pytest.importorskip("sentence_transformers")
     from bench.teachers import student_row, teacher_row
 
     shards = make_tiny_shards(tmp_path / "shards", tiny_teacher_dir)
@@ -28,3 +28,30 @@ def test_teacher_and_student_rows(tmp_path, tiny_teacher_dir) -> None:
     )
     assert row["knn_probe"]["rows"] > 0 and 0 <= row["knn_probe"]["recall@10"] <= 1
     assert row["sentences_seen"] > 0 and -1 <= row["sts_b_dev_spearman"] <= 1
+
+
+def _glue_result(per_seed: dict[str, dict[str, list[float]]]) -> dict:
+    """The fields of a bench/glue.py result file that the comparison reads."""
+    means = {row: {t: float(np.mean(v)) for t, v in by.items()} for row, by in per_seed.items()}
+    return {"scores_x100_per_seed": per_seed, "scores_x100": means, "mean_x100": {}, "seeds": {}}
+
+
+def test_teacher_comparison_per_task_and_the_target() -> None:
+    from scipy.stats import ttest_ind
+
+    from bench.teachers import teacher_comparison
+
+    minilm = {"student": {"cola": [10.0, 11.0, 9.0], "sst2": [87.0, 87.5]}, "scratch": {}}
+    mpnet = {"student": {"cola": [14.0, 15.0, 16.0]}}
+    results = {"MiniLM": _glue_result(minilm), "MPNet": _glue_result(mpnet)}
+    compared = teacher_comparison(results)
+    cola = compared["mpnet_minus_minilm"]["student"]["cola"]
+    assert cola["difference"] == pytest.approx(5.0)
+    p = ttest_ind([14.0, 15.0, 16.0], [10.0, 11.0, 9.0], equal_var=False).pvalue
+    assert cola["welch_p"] == pytest.approx(p) and cola["MPNet_seeds"] == 3
+    assert compared["mpnet_minus_minilm"]["scratch"] == {}
+    assert compared["target_met"] is None  # no MPNet SST-2 yet
+    mpnet["student"]["sst2"] = [86.0, 86.5]
+    assert teacher_comparison(results)["target_met"] is False  # ahead on CoLA only
+    mpnet["student"]["sst2"] = [88.0, 88.5]
+    assert teacher_comparison(results)["target_met"] is True
