@@ -10,6 +10,7 @@ from data.errors import PipelineError
 from data.files import atomic_path
 from pipeline.options import precision_option
 from pipeline.runtime import resolve_precision
+from stage2_train.config import INFERENCE
 
 
 @click.command()
@@ -29,7 +30,7 @@ from pipeline.runtime import resolve_precision
     type=click.Path(path_type=Path),
     help="Output .npy [default: FILE with suffix .npy]",
 )
-@click.option("--batch-size", default=256, type=click.IntRange(1))
+@click.option("--batch-size", default=INFERENCE["batch_size"], type=click.IntRange(1))
 @click.option(
     "--int8/--fp32",
     default=False,

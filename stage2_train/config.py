@@ -14,6 +14,9 @@ POOLINGS = ("max", "mean", "max_mean", "attention")
 CONNECTIONS = ("residual", "dense")
 HEADS = ("linear", "mlp")
 CHOICES = {"pooling": POOLINGS, "connection": CONNECTIONS, "head": HEADS}
+# How ``encode`` batches a student's texts (length-sorted, padded): at most this many rows and
+# padded tokens per batch. The best batch on the CPU is measured by bench/student_batch.py.
+INFERENCE = {"batch_size": 256, "max_tokens": 16384}
 # (lowest, highest) per size: far above any useful student, low enough that a typo or a hostile
 # config.json is refused in one line instead of asking torch for terabytes. vocab_size and
 # embed_dim are 0 until the teacher's word-piece matrix fills them in.

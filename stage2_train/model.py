@@ -26,7 +26,7 @@ from torch import nn
 from data import files
 from data.errors import PipelineError
 from stage2_train.bilstm import bidirectional_lstm
-from stage2_train.config import StudentConfig
+from stage2_train.config import INFERENCE, StudentConfig
 from stage2_train.hub import (
     card_with_header,
     portable,
@@ -34,7 +34,7 @@ from stage2_train.hub import (
     sentence_transformers_files,
 )
 from stage2_train.layout import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE
-from stage2_train.vectors import SentenceEncoding, embed_in_batches
+from stage2_train.vectors import SentenceEncoding
 
 
 def load_tokenizer(directory: str | Path) -> Any:
@@ -260,26 +260,18 @@ class Student(SentenceEncoding, nn.Module):
     def embed_ids(
         self,
         ids: Sequence[Sequence[int]],
-        batch_size: int = 256,
-        max_tokens: int = 16384,
+        batch_size: int = INFERENCE["batch_size"],
+        max_tokens: int = INFERENCE["max_tokens"],
         progress: bool = False,
     ) -> np.ndarray:
-        """Vectors for tokenized texts, in input order; batches are length-sorted internally."""
+        """Vectors for tokenized texts, in input order, in eval mode (the mode is restored)."""
         was_training = self.training
         self.eval()
-        out = embed_in_batches(
-            ids,
-            self.dim,
-            self.pad_id,
-            lambda input_ids, mask: (
-                self.forward(input_ids.to(self.device), mask.to(self.device))
-                .float()
-                .cpu()
-                .numpy()  # bf16 under autocast
-            ),
-            batch_size=batch_size,
-            max_tokens=max_tokens,
-            progress=progress,
-        )
+        out = super().embed_ids(ids, batch_size, max_tokens, progress)
         self.train(was_training)
         return out
+
+    def run_batch(self, input_ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        """float32 vectors of one padded batch (bf16 under autocast)."""
+        vectors = self.forward(input_ids.to(self.device), mask.to(self.device))
+        return vectors.float().cpu().numpy()

@@ -18,7 +18,7 @@ import torch
 
 from data.errors import PipelineError
 from stage2_train.layout import TOKENIZER_DIR
-from stage2_train.vectors import SentenceEncoding, embed_in_batches
+from stage2_train.vectors import SentenceEncoding
 
 EXPORT_CONFIG = "onnx_export.json"
 FLOAT_MODEL = "model.onnx"
@@ -99,28 +99,14 @@ class OnnxEncoder(SentenceEncoding):
         """The ONNX Runtime session runs on the CPU; a device request is accepted and ignored."""
         return self
 
-    def embed_ids(
-        self,
-        ids: Sequence[Sequence[int]],
-        batch_size: int = 256,
-        max_tokens: int = 16384,
-        progress: bool = False,
-    ) -> np.ndarray:
-        """Vectors for tokenized texts, in input order, in length-sorted padded batches."""
+    @property
+    def pad_id(self) -> int:
+        return self.config["pad_id"]
 
-        def run(input_ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-            feed = {INPUTS[0]: input_ids.numpy(), INPUTS[1]: mask.numpy()}
-            return self.session.run([OUTPUT], feed)[0]
-
-        return embed_in_batches(
-            ids,
-            self.dim,
-            self.config["pad_id"],
-            run,
-            batch_size=batch_size,
-            max_tokens=max_tokens,
-            progress=progress,
-        )
+    def run_batch(self, input_ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        """Vectors of one padded batch, from the ONNX Runtime session."""
+        feed = {INPUTS[0]: input_ids.numpy(), INPUTS[1]: mask.numpy()}
+        return self.session.run([OUTPUT], feed)[0]
 
 
 def open_session(model: Path, threads: int | None = None) -> Any:

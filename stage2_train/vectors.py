@@ -3,7 +3,7 @@ student and its ONNX Runtime export): one implementation of batching and of the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,41 +11,39 @@ import torch
 
 from data.batching import pad_batch, token_budget_batches
 from data.progress import progress_bar
-
-
-def embed_in_batches(
-    ids: Sequence[Sequence[int]],
-    dim: int,
-    pad_id: int,
-    run: Callable[[torch.Tensor, torch.Tensor], np.ndarray],
-    *,
-    batch_size: int,
-    max_tokens: int,
-    progress: bool,
-) -> np.ndarray:
-    """Vectors for tokenized texts in input order: ``run(input_ids, mask)`` on length-sorted,
-    padded batches of at most ``batch_size`` rows and ``max_tokens`` tokens."""
-    out = np.zeros((len(ids), dim), dtype=np.float32)
-    batches = token_budget_batches([len(s) for s in ids], max_tokens, batch_size)
-    for batch in progress_bar(batches, desc="encode", unit="batch", enabled=progress):
-        input_ids, mask = pad_batch([ids[i] for i in batch], pad_id)
-        out[batch] = run(input_ids, mask)
-    return out
+from stage2_train.config import INFERENCE
 
 
 class SentenceEncoding:
-    """``encode`` for any encoder with ``tokenize``, ``embed_ids``, ``to`` and ``device``."""
+    """``encode`` and ``embed_ids`` for any encoder with ``tokenize``, ``run_batch``, ``dim``,
+    ``pad_id``, ``to`` and ``device``."""
+
+    def embed_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        batch_size: int = INFERENCE["batch_size"],
+        max_tokens: int = INFERENCE["max_tokens"],
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Vectors for tokenized texts in input order: ``run_batch(input_ids, mask)`` on
+        length-sorted, padded batches of at most ``batch_size`` rows and ``max_tokens`` tokens."""
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)  # type: ignore[attr-defined]
+        batches = token_budget_batches([len(s) for s in ids], max_tokens, batch_size)
+        for batch in progress_bar(batches, desc="encode", unit="batch", enabled=progress):
+            input_ids, mask = pad_batch([ids[i] for i in batch], self.pad_id)  # type: ignore[attr-defined]
+            out[batch] = self.run_batch(input_ids, mask)  # type: ignore[attr-defined]
+        return out
 
     def encode(
         self,
         sentences: str | Sequence[str],
-        batch_size: int = 256,
+        batch_size: int = INFERENCE["batch_size"],
         show_progress_bar: bool | None = None,
         normalize_embeddings: bool = False,
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
         device: str | torch.device | None = None,
-        max_tokens: int = 16384,
+        max_tokens: int = INFERENCE["max_tokens"],
         **unused: Any,
     ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
         """Sentence vectors for raw texts, called as sentence-transformers' ``encode`` is.

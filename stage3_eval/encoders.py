@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from data.errors import PipelineError
+from stage2_train.config import INFERENCE
 from stage2_train.layout import is_student_dir
 
 STUDENT = "student"
@@ -50,7 +51,7 @@ class Encoder:
     label: str
     kind: str  # "student" or "teacher"
     model: Any
-    batch_size: int = 256
+    batch_size: int = INFERENCE["batch_size"]
     precision: str = "fp32"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
