@@ -26,7 +26,7 @@ import torch
 from bench.common import corpus_lines, write_result
 from data.progress import encode_timed
 from stage2_train import Student
-from stage2_train.config import INFERENCE
+from stage2_train.config import inference_batch_size
 from stage2_train.onnx_encoder import OnnxEncoder, is_onnx_export
 from stage2_train.vectors import SentenceEncoding
 
@@ -69,7 +69,7 @@ def main() -> None:
         for folder in args.students:
             rates = sweep(load(folder, threads), lines, sizes, args.repeats)
             best = max(rates, key=rates.get)
-            default = INFERENCE["batch_size"]
+            default = inference_batch_size("cpu")
             rows.append(
                 {
                     "student": str(folder),
@@ -85,7 +85,7 @@ def main() -> None:
         {
             "lines": len(lines),
             "repeats": args.repeats,
-            "default_batch_size": INFERENCE["batch_size"],
+            "default_batch_size": inference_batch_size("cpu"),
             "rows": rows,
         },
     )

@@ -8,9 +8,8 @@ import click
 
 from data.errors import PipelineError
 from data.files import atomic_path
-from pipeline.options import precision_option
+from pipeline.options import encode_batch_option, precision_option
 from pipeline.runtime import resolve_precision
-from stage2_train.config import INFERENCE
 
 
 @click.command()
@@ -30,7 +29,7 @@ from stage2_train.config import INFERENCE
     type=click.Path(path_type=Path),
     help="Output .npy [default: FILE with suffix .npy]",
 )
-@click.option("--batch-size", default=INFERENCE["batch_size"], type=click.IntRange(1))
+@encode_batch_option
 @click.option(
     "--int8/--fp32",
     default=False,

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from pipeline.runtime import DEVICES, PRECISIONS
+from stage2_train.config import INFERENCE
 from stage3_eval.encoders import Encoder
 
 
@@ -55,7 +56,8 @@ encode_batch_option = click.option(
     "--batch-size",
     default=config_defaults(Encoder)["batch_size"],
     type=click.IntRange(1),
-    help="Texts per encoding batch.",
+    help=f"Texts per encoding batch [default: {INFERENCE['cpu_batch_size']} on the CPU, "
+    f"{INFERENCE['gpu_batch_size']} on a GPU]",
 )
 
 results_out_option = click.option(

@@ -260,7 +260,7 @@ class Student(SentenceEncoding, nn.Module):
     def embed_ids(
         self,
         ids: Sequence[Sequence[int]],
-        batch_size: int = INFERENCE["batch_size"],
+        batch_size: int | None = None,
         max_tokens: int = INFERENCE["max_tokens"],
         progress: bool = False,
     ) -> np.ndarray:

@@ -11,7 +11,7 @@ import torch
 
 from data.batching import pad_batch, token_budget_batches
 from data.progress import progress_bar
-from stage2_train.config import INFERENCE
+from stage2_train.config import INFERENCE, inference_batch_size
 
 
 class SentenceEncoding:
@@ -21,12 +21,14 @@ class SentenceEncoding:
     def embed_ids(
         self,
         ids: Sequence[Sequence[int]],
-        batch_size: int = INFERENCE["batch_size"],
+        batch_size: int | None = None,
         max_tokens: int = INFERENCE["max_tokens"],
         progress: bool = False,
     ) -> np.ndarray:
         """Vectors for tokenized texts in input order: ``run_batch(input_ids, mask)`` on
-        length-sorted, padded batches of at most ``batch_size`` rows and ``max_tokens`` tokens."""
+        length-sorted, padded batches of at most ``batch_size`` rows (default: the device's,
+        config.INFERENCE) and ``max_tokens`` tokens."""
+        batch_size = batch_size or inference_batch_size(self.device.type)  # type: ignore[attr-defined]
         out = np.zeros((len(ids), self.dim), dtype=np.float32)  # type: ignore[attr-defined]
         batches = token_budget_batches([len(s) for s in ids], max_tokens, batch_size)
         for batch in progress_bar(batches, desc="encode", unit="batch", enabled=progress):
@@ -37,7 +39,7 @@ class SentenceEncoding:
     def encode(
         self,
         sentences: str | Sequence[str],
-        batch_size: int = INFERENCE["batch_size"],
+        batch_size: int | None = None,
         show_progress_bar: bool | None = None,
         normalize_embeddings: bool = False,
         convert_to_numpy: bool = True,

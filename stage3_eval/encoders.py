@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from data.errors import PipelineError
-from stage2_train.config import INFERENCE
 from stage2_train.layout import is_student_dir
 
 STUDENT = "student"
@@ -51,7 +50,7 @@ class Encoder:
     label: str
     kind: str  # "student" or "teacher"
     model: Any
-    batch_size: int = INFERENCE["batch_size"]
+    batch_size: int | None = None  # the device's default (config.INFERENCE)
     precision: str = "fp32"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -92,7 +91,7 @@ def load_encoder(
     spec: str,
     *,
     device: str = "cpu",
-    batch_size: int = Encoder.batch_size,
+    batch_size: int | None = Encoder.batch_size,
     precision: str = "fp32",
     require_precision: bool = False,
 ) -> Encoder:
