@@ -63,13 +63,12 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     lines = corpus_lines("nltk_brown.txt.gz", args.lines)
-    rows = []
+    default, rows = inference_batch_size("cpu"), []
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
         for folder in args.students:
             rates = sweep(load(folder, threads), lines, sizes, args.repeats)
             best = max(rates, key=rates.get)
-            default = inference_batch_size("cpu")
             rows.append(
                 {
                     "student": str(folder),
@@ -85,7 +84,7 @@ def main() -> None:
         {
             "lines": len(lines),
             "repeats": args.repeats,
-            "default_batch_size": inference_batch_size("cpu"),
+            "default_batch_size": default,
             "rows": rows,
         },
     )

@@ -27,8 +27,7 @@ def _usage(config: dict[str, Any]) -> list[str]:
         "```python",
         "from stage2_train import Student",
         "student = Student.from_pretrained('.')",
-        "vectors = student.encode(['A sentence.'])  # float32 [N, "
-        f"{config['output_dim']}]",
+        f"vectors = student.encode(['A sentence.'])  # float32 [N, {config['output_dim']}]",
         "",
         "# or, with sra-distill installed, through sentence-transformers (6 and later ask for",
         "# trust_remote_code to import the installed module class; this folder holds no code)",

@@ -10,9 +10,10 @@ positions are masked out of the pooling.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from torch import nn
 from data import files
 from data.errors import PipelineError
 from stage2_train.bilstm import bidirectional_lstm
-from stage2_train.config import INFERENCE, StudentConfig
+from stage2_train.config import StudentConfig
 from stage2_train.hub import (
     card_with_header,
     portable,
@@ -256,20 +257,16 @@ class Student(SentenceEncoding, nn.Module):
         maxed = hidden.masked_fill(~valid, float("-inf")).max(1).values
         return maxed if pooling == "max" else torch.cat([maxed, mean], dim=1)
 
-    @torch.inference_mode()
-    def embed_ids(
-        self,
-        ids: Sequence[Sequence[int]],
-        batch_size: int | None = None,
-        max_tokens: int = INFERENCE["max_tokens"],
-        progress: bool = False,
-    ) -> np.ndarray:
-        """Vectors for tokenized texts, in input order, in eval mode (the mode is restored)."""
+    @contextlib.contextmanager
+    def inference(self) -> Iterator[None]:
+        """Eval mode without autograd while ``embed_ids`` runs; the mode is restored after."""
         was_training = self.training
         self.eval()
-        out = super().embed_ids(ids, batch_size, max_tokens, progress)
-        self.train(was_training)
-        return out
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            self.train(was_training)
 
     def run_batch(self, input_ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
         """float32 vectors of one padded batch (bf16 under autocast)."""

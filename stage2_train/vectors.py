@@ -3,6 +3,7 @@ student and its ONNX Runtime export): one implementation of batching and of the 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,10 +32,15 @@ class SentenceEncoding:
         batch_size = batch_size or inference_batch_size(self.device.type)  # type: ignore[attr-defined]
         out = np.zeros((len(ids), self.dim), dtype=np.float32)  # type: ignore[attr-defined]
         batches = token_budget_batches([len(s) for s in ids], max_tokens, batch_size)
-        for batch in progress_bar(batches, desc="encode", unit="batch", enabled=progress):
-            input_ids, mask = pad_batch([ids[i] for i in batch], self.pad_id)  # type: ignore[attr-defined]
-            out[batch] = self.run_batch(input_ids, mask)  # type: ignore[attr-defined]
+        with self.inference():
+            for batch in progress_bar(batches, desc="encode", unit="batch", enabled=progress):
+                input_ids, mask = pad_batch([ids[i] for i in batch], self.pad_id)  # type: ignore[attr-defined]
+                out[batch] = self.run_batch(input_ids, mask)  # type: ignore[attr-defined]
         return out
+
+    def inference(self) -> contextlib.AbstractContextManager:
+        """The state ``run_batch`` needs (none here; the torch student switches to eval)."""
+        return contextlib.nullcontext()
 
     def encode(
         self,
