@@ -161,11 +161,13 @@ def student_row(
     rate = sentences_per_second(student.encode, lines)
     sts = spearman(student.encode, pairs)
     encoder = load_encoder(str(student_dir))
-    probe = run_probe(encoder, held_out_rows(ShardStore(targets), resolve_fraction(None, encoder)))
+    store = ShardStore(targets, first_shards=summary.get("shards_used"))  # the rows it trained on
+    probe = run_probe(encoder, held_out_rows(store, resolve_fraction(None, encoder)))
     return {
         "encoder": f"{name} student {student_dir}",
         "parameters": student.num_parameters(),
         "corpus_rows": summary["corpus_rows"],
+        "shards": f"{len(store.paths)} of {store.total_shards}",
         "sentences_seen": summary["sentences_seen"],
         "train_seconds": summary["train_seconds"],
         "sts_b_dev_spearman": sts,

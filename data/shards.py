@@ -186,13 +186,14 @@ def expected_shards(manifest: dict[str, Any]) -> list[str]:
     return [shard_name(i, count) for i in range(count)]
 
 
-def verify(directory: Path) -> VerifyReport:
-    """Check every expected shard's presence, checksum and row count against the manifest."""
+def verify(directory: Path, names: list[str] | None = None) -> VerifyReport:
+    """Check every expected shard's (or only ``names``') presence, checksum and row count
+    against the manifest."""
     directory = Path(directory)
     manifest = read_manifest(directory)
     records = manifest["shards"]
     missing, bad, rows, checked = [], [], 0, 0
-    for name in expected_shards(manifest):
+    for name in expected_shards(manifest) if names is None else names:
         path = directory / name
         if not path.is_file():
             missing.append(name)
@@ -268,19 +269,28 @@ def _tokenizer_problem(directory: Path, manifest: dict[str, Any]) -> str | None:
 
 
 class ShardStore:
-    """Read access to a complete shard directory, checked before any training starts."""
+    """Read access to a complete shard directory, checked before any training starts.
 
-    def __init__(self, directory: str | Path, *, check: bool = True):
+    ``first_shards=N`` reads only shards 0..N-1, the corpus's first N x shard_size lines: a
+    prefix that stays the same while stage 1 goes on encoding the rest, so a run on it can be
+    resumed and repeated.
+    """
+
+    def __init__(
+        self, directory: str | Path, *, check: bool = True, first_shards: int | None = None
+    ):
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise PipelineError(f"{self.directory}: no such shard directory")
         self.manifest = read_manifest(self.directory)
+        self.names = _chosen_shards(self.directory, self.manifest, first_shards)
         if check:
-            report = verify(self.directory)
+            report = verify(self.directory, self.names)
             if report.missing:
                 raise PipelineError(
                     f"{self.directory}: {len(report.missing)} shard(s) missing, e.g. "
                     f"{report.missing[0]}; finish `pipeline encode` first"
+                    + ("" if first_shards is None else " or lower --first-shards")
                 )
             if report.bad:
                 raise PipelineError(f"{self.directory}: {report.bad[0]}")
@@ -289,7 +299,11 @@ class ShardStore:
 
     @property
     def paths(self) -> list[Path]:
-        return [self.directory / name for name in expected_shards(self.manifest)]
+        return [self.directory / name for name in self.names]
+
+    @property
+    def total_shards(self) -> int:
+        return int(self.manifest["num_shards"])
 
     @property
     def dim(self) -> int:
@@ -301,7 +315,7 @@ class ShardStore:
 
     @property
     def rows(self) -> int:
-        return sum(r["rows"] for r in self.manifest["shards"].values())
+        return sum(self.shard_rows().values())
 
     @property
     def tokenizer_dir(self) -> Path:
@@ -312,7 +326,20 @@ class ShardStore:
         return self.directory / INPUT_EMBEDDINGS
 
     def shard_rows(self) -> dict[Path, int]:
-        return {self.directory / n: r["rows"] for n, r in self.manifest["shards"].items()}
+        records = self.manifest["shards"]
+        return {self.directory / n: records[n]["rows"] for n in self.names if n in records}
+
+
+def _chosen_shards(directory: Path, manifest: dict[str, Any], first: int | None) -> list[str]:
+    names = expected_shards(manifest)
+    if first is None:
+        return names
+    if not 1 <= first <= len(names):
+        raise PipelineError(
+            f"{directory}: --first-shards {first} is out of range 1..{len(names)} "
+            "(the manifest's shard count)"
+        )
+    return names[:first]
 
 
 def list_shard_files(directory: Path) -> list[Path]:

@@ -12,6 +12,7 @@ from pipeline.options import (
     config_defaults,
     device_option,
     encode_batch_option,
+    first_shards_option,
     precision_option,
     results_out_option,
 )
@@ -88,6 +89,7 @@ def sts_cmd(models, files, out, batch_size, device, precision) -> None:
     type=click.Path(path_type=Path),
     help="Shard dir of teacher vectors (stage 1); its validation rows are probed.",
 )
+@first_shards_option
 @click.option(
     "--validation-fraction",
     default=None,
@@ -117,6 +119,7 @@ def sts_cmd(models, files, out, batch_size, device, precision) -> None:
 def probe_cmd(
     models,
     targets,
+    first_shards,
     validation_fraction,
     max_rows,
     ks,
@@ -131,13 +134,13 @@ def probe_cmd(
     from stage3_eval.probe import held_out_rows, probe_results, resolve_fraction, run_probe
     from stage3_eval.results import write_results
 
-    store = ShardStore(targets)
+    store = ShardStore(targets, first_shards=first_shards)
     rows, entries = [], []
     for encoder in _load(models, device, batch_size, precision):
         fraction = resolve_fraction(validation_fraction, encoder)
         held = held_out_rows(store, fraction, max_rows)
         score = run_probe(encoder, held, tuple(sorted(set(ks))), index_kind)
-        entries += probe_results(encoder, targets, score, fraction, index_kind)
+        entries += probe_results(encoder, store, score, fraction, index_kind)
         recalls = "  ".join(f"R@{k} {v:.3f}" for k, v in score.recall.items())
         cosine = "n/a" if score.mean_cosine is None else f"{score.mean_cosine:.4f}"
         rows.append(

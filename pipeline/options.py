@@ -60,6 +60,14 @@ encode_batch_option = click.option(
     f"{INFERENCE['gpu_batch_size']} on a GPU]",
 )
 
+first_shards_option = click.option(
+    "--first-shards",
+    default=None,
+    type=click.IntRange(1),
+    help="Use only shards 0..N-1 of --targets (the corpus's first N x shard_size lines), e.g. "
+    "while stage 1 is still encoding the rest [default: all, each one finished]",
+)
+
 results_out_option = click.option(
     "--out",
     "-o",

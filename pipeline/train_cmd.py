@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.options import FiniteRange, config_defaults, device_option
+from pipeline.options import FiniteRange, config_defaults, device_option, first_shards_option
 from pipeline.runtime import resolve_device, resolve_precision
 from stage2_train.config import CONNECTIONS, HEADS, POOLINGS, StudentConfig
 from stage2_train.train import TrainConfig
@@ -22,6 +22,7 @@ STUDENT = config_defaults(StudentConfig)
     type=click.Path(path_type=Path),
     help="Shard dir written by `pipeline encode`.",
 )
+@first_shards_option
 @click.option(
     "--out",
     "-o",
@@ -138,6 +139,7 @@ STUDENT = config_defaults(StudentConfig)
 )
 def train(
     targets,
+    first_shards,
     out,
     hidden_size,
     layers,
@@ -191,6 +193,7 @@ def train(
     )
     cfg = TrainConfig(
         targets=targets,
+        first_shards=first_shards,
         out=out,
         student=student,
         batch_size=batch_size,

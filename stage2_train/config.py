@@ -129,6 +129,7 @@ class TrainConfig:
     targets: Path
     out: Path
     student: StudentConfig = field(default_factory=StudentConfig)
+    first_shards: int | None = None  # train on shards 0..N-1 only (ShardStore)
     batch_size: int = 128
     max_tokens: int = 16384
     lr: float = 2e-3

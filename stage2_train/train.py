@@ -153,7 +153,7 @@ class _Run:
 
 def _set_up(cfg: TrainConfig, ctx: DistContext) -> _Run:
     """Check and index the shards, plan the steps, claim ``--out``, build or resume the student."""
-    store = ShardStore(cfg.targets)
+    store = ShardStore(cfg.targets, first_shards=cfg.first_shards)
     embeddings = _check_embeddings(store)
     index, val = scan_shards(store, cfg.val_fraction, cfg.val_rows)
     sts_pairs = None if cfg.sts_dev is None else read_sts(cfg.sts_dev)
@@ -383,6 +383,8 @@ def _summary(run: _Run, final: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "targets": str(store.directory),
         "corpus_rows": store.rows,
+        "shards_used": len(store.paths),  # of shards_total: --first-shards
+        "shards_total": store.total_shards,
         "corpus_sha256": store.manifest["corpus"]["sha256"],
         "corpus_dataset": store.manifest["corpus"].get("dataset"),  # encode --dataset
         "validation_rows": len(run.val),

@@ -137,16 +137,18 @@ def run_probe(
 
 
 def probe_results(
-    encoder: Encoder, targets: Path, score: ProbeScore, fraction: float, index_kind: str
+    encoder: Encoder, store: ShardStore, score: ProbeScore, fraction: float, index_kind: str
 ) -> list[Result]:
     """Contract-3 entries: recall@k, mean cosine, and the encoder's speed on the rows."""
     extra = {
         **encoder.describe(),
         "rows": score.rows,
+        "shards_used": len(store.paths),
+        "shards_total": store.total_shards,
         "validation_fraction": fraction,
         "index": index_kind,
     }
-    entry = partial(Result, model=encoder.label, data=str(targets), seconds=score.seconds)
+    entry = partial(Result, model=encoder.label, data=str(store.directory), seconds=score.seconds)
     entries = [entry("knn-probe", f"recall@{k}", v, extra=extra) for k, v in score.recall.items()]
     if score.mean_cosine is not None:
         entries.append(entry("knn-probe", "mean_cosine", score.mean_cosine, extra=extra))

@@ -107,3 +107,20 @@ def test_validation_rows_are_deterministic_and_near_fraction() -> None:
 def test_missing_manifest_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match="not a shard directory"):
         shards.ShardStore(tmp_path)
+
+
+def test_first_shards_reads_a_finished_prefix_only(tmp_path: Path) -> None:
+    manifest.init_manifest(tmp_path, _manifest())
+    _write(tmp_path, 0)  # shard 1 is still being encoded
+    with pytest.raises(PipelineError, match="1 shard"):
+        shards.ShardStore(tmp_path)
+    store = shards.ShardStore(tmp_path, first_shards=1)
+    assert [p.name for p in store.paths] == ["shard-00000-of-00002.h5"]
+    assert (store.rows, store.total_shards) == (5, 2)
+    with pytest.raises(PipelineError, match="lower --first-shards"):
+        shards.ShardStore(tmp_path, first_shards=2)
+    with pytest.raises(PipelineError, match=r"out of range 1\.\.2"):
+        shards.ShardStore(tmp_path, first_shards=3)
+    _write(tmp_path, 1, rows=3)  # stage 1 finishing changes neither the prefix nor its rows
+    assert shards.ShardStore(tmp_path, first_shards=1).rows == 5
+    assert shards.ShardStore(tmp_path).rows == 8

@@ -21,7 +21,7 @@ from data.shards import ShardStore, is_validation
 from data.stream import plan_epoch, scan_shards, steps_per_epoch
 from stage2_train import Student
 from stage2_train.optim import lr_factor
-from tests.stage2_helpers import TINY_ARCH, copy_shards, make_tiny_shards, train_cli
+from tests.stage2_helpers import TINY_ARCH, copy_shards, make_tiny_shards, run_cli, train_cli
 
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))
 
@@ -242,6 +242,33 @@ def test_missing_and_empty_shard_dirs(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     _fails(train_cli(tmp_path / "empty", tmp_path / "o"), "not a shard directory")
     assert not (tmp_path / "o").exists()
+
+
+def test_first_shards_trains_and_probes_while_stage1_is_unfinished(tiny_shards, tmp_path) -> None:
+    partial = copy_shards(tiny_shards, tmp_path / "partial")
+    record = json.loads((partial / "manifest.json").read_text())
+    for path in shards.list_shard_files(partial)[2:]:  # not yet encoded: no file, no record
+        path.unlink()
+        del record["shards"][path.name]
+    (partial / "manifest.json").write_text(json.dumps(record))
+    _fails(train_cli(partial, tmp_path / "o"), "2 shard(s) missing", "finish `pipeline encode`")
+    _fails(train_cli(partial, tmp_path / "o", "--first-shards", "3"), "lower --first-shards")
+    assert not (tmp_path / "o").exists()
+
+    out = tmp_path / "student"
+    result = train_cli(
+        partial, out, "--first-shards", "2", "--max-steps", "2", "--val-fraction", "0.2"
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "config.json").read_text())["training"]
+    assert (summary["corpus_rows"], summary["shards_used"], summary["shards_total"]) == (80, 2, 4)
+    probe = run_cli(
+        "eval", "probe", "--model", out, "--targets", partial, "--first-shards", "2",
+        "--out", tmp_path / "results",
+    )  # fmt: skip
+    assert probe.exit_code == 0, probe.output
+    entries = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert {e["extra"]["shards_used"] for e in entries if e["task"] == "knn-probe"} == {2}
 
 
 def test_truncated_shard_is_refused(tiny_shards, tmp_path) -> None:
