@@ -12,12 +12,13 @@ directory), for a student when the full subset cannot finish.
     python -m bench.teachers wordpieces --targets DIR   # to choose --embed-proj
     python -m bench.teachers glue --student DIR --targets DIR [--rows scratch] [--tasks cola]
     python -m bench.teachers compare --student runs/teachers/student-mpnet --targets DIR \
-        --minilm-student runs/student --minilm-targets runs/corpus-shards
+        --minilm-student runs/student --minilm-targets runs/corpus-shards [--onnx EXPORT]
 
 ``compare`` writes bench/results/teachers.json (``--name``): each teacher (through
 sentence-transformers) and its student on the same corpus lines, in one process with the same
 threads (sentences/s), zero-shot STS-B dev for all, each student's validation cosine, kNN
-recall@10 on its held-out shard rows, and parameters. ``glue`` runs bench/glue.py's rows for
+recall@10 on its held-out shard rows (the shards it trained on), and parameters; ``--onnx``
+adds the MPNet student served by ONNX Runtime. ``glue`` runs bench/glue.py's rows for
 the MPNet teacher (student and scratch by default; ``--rows teacher`` fine-tunes MPNet itself)
 into runs/teachers/glue with the ledger bench/results/glue_mpnet_runs.json (resumable, across
 machines) and writes bench/results/glue_mpnet.json, then bench/results/teachers_glue.json: each
@@ -206,11 +207,29 @@ def teacher_row(name: str, folder: Path, lines: list[str], pairs) -> dict[str, A
     }
 
 
-def compare(students: dict[str, tuple[Path, Path]], count: int, name: str) -> None:
+def onnx_row(name: str, export: Path, lines: list[str], pairs, teacher: dict) -> dict[str, Any]:
+    """A student served by ONNX Runtime (``pipeline export``): speed and STS-B, same threads."""
+    from bench.student_speed import spearman
+    from stage2_train.onnx_encoder import OnnxEncoder
+
+    encoder = OnnxEncoder.from_export(export, threads=torch.get_num_threads())
+    rate = sentences_per_second(encoder.encode, lines)
+    return {
+        "encoder": f"{name} student in ONNX Runtime {export}",
+        "sts_b_dev_spearman": spearman(encoder.encode, pairs),
+        "sentences_per_second": rate,
+        "speedup_vs_sentence_transformers_teacher": rate / teacher["sentences_per_second"],
+    }
+
+
+def compare(
+    students: dict[str, tuple[Path, Path]], count: int, name: str, exports: dict[str, Path]
+) -> None:
     """The comparison table of docs/teachers.md: each teacher and its student, one process.
 
-    ``students`` maps a teacher name to (student dir, its shard dir). Every encoder runs on the
-    same ``count`` corpus lines with the same threads, so the speed-ups are same-run ratios.
+    ``students`` maps a teacher name to (student dir, its shard dir); ``exports`` a teacher name
+    to its student's ONNX export, for an ONNX Runtime row. Every encoder runs on the same ``count``
+    corpus lines with the same threads, so the speed-ups are same-run ratios.
     """
     from data.sts import read_sts
     from stage1_encode.teacher import embedded_teacher_path
@@ -222,6 +241,8 @@ def compare(students: dict[str, tuple[Path, Path]], count: int, name: str) -> No
     for teacher_name, (student_dir, targets) in students.items():
         teacher = teacher_row(teacher_name, folders[teacher_name], lines, pairs)
         rows += [teacher, student_row(teacher_name, student_dir, targets, lines, pairs, teacher)]
+        if teacher_name in exports:
+            rows.append(onnx_row(teacher_name, exports[teacher_name], lines, pairs, teacher))
     write_result(
         name,
         {
@@ -305,6 +326,7 @@ def main() -> None:
     cmp.add_argument("--targets", type=Path, required=True, help="Its MPNet shard dir.")
     cmp.add_argument("--minilm-student", type=Path, help="A MiniLM student, measured alongside.")
     cmp.add_argument("--minilm-targets", type=Path, help="Its shard dir (held-out kNN rows).")
+    cmp.add_argument("--onnx", type=Path, help="The MPNet student's ONNX export (pipeline export).")
     cmp.add_argument("--lines", type=int, default=5000, help="nltk_brown lines timed.")
     cmp.add_argument("--name", default="teachers", help="bench/results/NAME.json")
     ranks = commands.add_parser("wordpieces", help="Measure rank-k word-piece projections.")
@@ -326,7 +348,8 @@ def main() -> None:
         students = {"all-mpnet-base-v2": (args.student, args.targets)}
         if args.minilm_student:
             students["all-MiniLM-L6-v2"] = (args.minilm_student, args.minilm_targets)
-        compare(students, args.lines, args.name)
+        exports = {"all-mpnet-base-v2": args.onnx} if args.onnx else {}
+        compare(students, args.lines, args.name, exports)
 
 
 if __name__ == "__main__":

@@ -55,3 +55,24 @@ def test_teacher_comparison_per_task_and_the_target() -> None:
     assert teacher_comparison(results)["target_met"] is False  # ahead on CoLA only
     mpnet["student"]["sst2"] = [88.0, 88.5]
     assert teacher_comparison(results)["target_met"] is True
+
+
+def test_onnx_row_serves_the_same_student(tmp_path, tiny_teacher_dir) -> None:
+    pytest.importorskip("onnxruntime")
+    from bench.teachers import onnx_row, student_row
+    from stage2_train.onnx_export import export_onnx
+
+    shards = make_tiny_shards(tmp_path / "shards", tiny_teacher_dir)
+    student_dir = tmp_path / "student"
+    assert train_cli(shards, student_dir, "--max-steps", "3").exit_code == 0
+    export_onnx(student_dir, tmp_path / "export")
+    lines = (tmp_path / "shards-corpus.txt").read_text().splitlines()[:80]
+    pairs = StsPairs(tmp_path / "sts.tsv", lines[:20], lines[20:40], np.arange(20.0) % 5)
+    teacher = {"sentences_per_second": 10.0, "sts_b_dev_spearman": 0.5}
+    torch_row = student_row("tiny", student_dir, shards, lines, pairs, teacher)
+    row = onnx_row("tiny", tmp_path / "export", lines, pairs, teacher)
+    assert row["sts_b_dev_spearman"] == pytest.approx(torch_row["sts_b_dev_spearman"], abs=1e-3)
+    assert row["speedup_vs_sentence_transformers_teacher"] == pytest.approx(
+        row["sentences_per_second"] / 10.0
+    )
+    assert torch_row["shards"] == "4 of 4"
