@@ -202,11 +202,15 @@ def probe(args: argparse.Namespace, name: str, student: Path) -> None:
     run_pipeline("eval", "glue", *argv)
 
 
-def validation_cosines(targets: Path, students: dict[str, Student]) -> dict[str, float | None]:
-    """Cosine to the teacher on the default shards' held-out rows, as training computes it
-    (None when the split holds no row, as in a tiny smoke corpus)."""
+def validation_cosines(
+    targets: Path, students: dict[str, Student], first_shards: int | None = None
+) -> dict[str, float | None]:
+    """Cosine to the teacher on the default shards' held-out rows (of their first
+    ``first_shards``), as training computes it (None when the split holds no row, as in a tiny
+    smoke corpus)."""
     defaults = TrainConfig(targets=targets, out=Path())
-    _, held_out = scan_shards(ShardStore(targets), defaults.val_fraction, defaults.val_rows)
+    store = ShardStore(targets, first_shards=first_shards)
+    _, held_out = scan_shards(store, defaults.val_fraction, defaults.val_rows)
     return {name: validate(student, held_out).get("cosine") for name, student in students.items()}
 
 
