@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast demo bench bench-full lint clean mpnet
+.PHONY: install test test-fast demo bench bench-full lint clean mpnet dist
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,12 @@ test-fast: install
 
 demo: install
 	bash examples/demo.sh
+
+# The wheel and the sdist into $(DIST)/ (README, Install): pip install $(DIST)/sra_distill-*.whl
+DIST ?= dist
+dist: install
+	rm -rf build
+	$(PY) -m build --outdir $(DIST) .
 
 # `make bench`: the quick set, stage 1 only (minutes). `make bench-full`: every benchmark, on the
 # whole shared corpus (hours): encode it to $(SHARDS) (resumes: complete shards are skipped),
@@ -60,4 +66,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache build dist
