@@ -281,6 +281,7 @@ def parse_args() -> argparse.Namespace:
     add("--time-budget", type=float, default=10.0, help="Minutes of training per variant.")
     add("--threads", type=int, default=2, help="torch threads: training, probes and speed.")
     add("--variants", default=",".join(v.name for v in VARIANTS), help="Subset (comma list).")
+    add("--baseline", default=DEFAULT, help="The incumbent: speed floor and ties go to it.")
     add("--corpus", type=Path, default=SHARED_DATA / "corpus", help="The default shards' corpus.")
     add("--teacher", default=None, help="[default: the default shards' teacher]")
     add("--wordnet-dir", type=Path, default=WORDNET_DIR)
@@ -300,8 +301,8 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def chosen_variants(names: str) -> list[Variant]:
-    wanted = {n.strip() for n in names.split(",") if n.strip()} | {DEFAULT}
+def chosen_variants(names: str, baseline: str = DEFAULT) -> list[Variant]:
+    wanted = {n.strip() for n in names.split(",") if n.strip()} | {DEFAULT, baseline}
     unknown = wanted - {v.name for v in VARIANTS}
     if unknown:
         raise SystemExit(f"unknown variants {sorted(unknown)}; known: {[v.name for v in VARIANTS]}")
@@ -311,12 +312,12 @@ def chosen_variants(names: str) -> list[Variant]:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    variants = chosen_variants(args.variants)
+    variants = chosen_variants(args.variants, args.baseline)
     dirs = shard_dirs(args, {v.data for v in variants})
     for variant in variants:
         train_variant(args, variant, dirs[variant.data])
     rows = measure(args, variants)
-    selection = select(rows)
+    selection = select(rows, args.baseline)
     for name, row in rows.items():
         row["eligible"] = name in selection["eligible"]
     tasks = [t.strip() for t in args.tasks.split(",")]

@@ -45,9 +45,10 @@ def summarise(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def select(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Apply ``RULE`` to ``{variant: row + summarise(row)}``; the default must be there."""
-    default = rows[DEFAULT]
+def select(rows: dict[str, dict[str, Any]], baseline: str = DEFAULT) -> dict[str, Any]:
+    """Apply ``RULE`` to ``{variant: row + summarise(row)}``; ``baseline`` (the incumbent the
+    speed floor is measured against and a tie goes to) must be there."""
+    default = rows[baseline]
     floor = (1 - SPEED_TOLERANCE) * default["sentences_per_second"]
     eligible = {
         name: row
@@ -57,7 +58,7 @@ def select(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     best = max(eligible, key=lambda name: eligible[name]["score"])
     lead = eligible[best]["score"] - default["score"]
     margin = max(eligible[best]["seed_std"], default["seed_std"])
-    chosen = best if best == DEFAULT or lead > margin else DEFAULT
+    chosen = best if best == baseline or lead > margin else baseline
     return {
         "eligible": sorted(eligible),
         "best_eligible": best,

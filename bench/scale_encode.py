@@ -1,4 +1,4 @@
-"""Stage 1 at corpus scale, run the way a cluster runs it: an array of tasks, one killed and resumed.
+"""Stage 1 at corpus scale, run as a cluster runs it: an array of tasks, one killed and resumed.
 
 ``array``: ``K`` array tasks (``--num-shards K --shard-index i``), each a child process with
 ``--threads`` CPU threads, run side by side over the whole corpus (``../shared/data/corpus`` then
@@ -31,6 +31,7 @@ from bench.common import RESULTS, SHARED_DATA, write_result
 from bench.encode_memory import current_rss_mib
 
 DEFAULT_CORPUS = (SHARED_DATA / "corpus", SHARED_DATA / "corpus-large")
+LAYOUTS = (("2 tasks x 1 thread", 2, 1), ("1 task x 2 threads", 1, 2))
 SUMMARY = re.compile(r"encoded (\d+) rows in ([\d.]+)s")
 
 
@@ -143,7 +144,8 @@ def encode_argv(corpus: list[Path], out: Path, tasks: int, index: int, extra: li
 def array(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     logs = [args.out.parent / f"{args.out.name}.task-{i}.log" for i in range(args.tasks)]
-    argvs = [encode_argv(args.corpus, args.out, args.tasks, i, args.extra) for i in range(args.tasks)]
+    indices = range(args.tasks)
+    argvs = [encode_argv(args.corpus, args.out, args.tasks, i, args.extra) for i in indices]
     previous = RESULTS / f"{args.name}.json"
     earlier = json.loads(previous.read_text())["attempts"] if previous.is_file() else []
     kill = {"task": args.kill_task, "after": args.kill_after} if args.kill_task is not None else {}
@@ -198,7 +200,7 @@ def threads(args: argparse.Namespace) -> None:
         corpus = Path(tmp) / "corpus.txt"
         first_lines(args.corpus, args.lines, corpus)
         for repeat in range(args.repeats):
-            for layout, tasks, per_task in (("2 tasks x 1 thread", 2, 1), ("1 task x 2 threads", 1, 2)):
+            for layout, tasks, per_task in LAYOUTS:
                 out = Path(tmp) / f"{repeat}-{tasks}"
                 logs = [Path(tmp) / f"{repeat}-{tasks}-{i}.log" for i in range(tasks)]
                 argvs = [encode_argv([corpus], out, tasks, i, args.extra) for i in range(tasks)]

@@ -107,3 +107,13 @@ def test_bench_end_to_end_on_tiny_data(tmp_path, tiny_teacher_dir, monkeypatch, 
     ablation.main()  # resumable: nothing is trained again
     assert capsys.readouterr().out.count("(skipped)") >= len(names)
     assert before == {n: (out / n / "model.safetensors").stat().st_mtime_ns for n in names}
+
+
+def test_with_another_baseline_a_tie_goes_to_it_and_its_speed_is_the_floor() -> None:
+    rows = {
+        DEFAULT: _row(0.80, [[91, 87], [31, 31]], 1000),
+        "attention": _row(0.80, [[90, 86], [30, 30]], 1000),
+    }
+    assert select(rows, "attention")["chosen"] == "attention"
+    rows[DEFAULT] = _row(0.90, [[95, 95], [50, 50]], 899)
+    assert select(rows, "attention")["eligible"] == ["attention"]
