@@ -1,0 +1,98 @@
+"""How many CPUs this process may really use, and running batches on them side by side.
+
+``os.cpu_count()`` counts the machine, not what a SLURM task, a container or ``taskset`` grants:
+the affinity mask and a cgroup CPU quota both cap it. And threads that meet at a barrier at
+every step (OpenMP inside one recurrent or attention op) stall together when another process
+takes one core: on a shared 2-core machine one busy neighbour cut the student's two-thread
+``encode`` to a third. Independent batches on one-thread workers degrade gracefully instead
+(each worker slows by its own share), so the CPU encoders run that way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+Batch = TypeVar("Batch")
+
+# cgroup v2 (one file "QUOTA PERIOD") and v1 (two files) CPU bandwidth limits.
+CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_V1 = (
+    Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
+    Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+)
+
+
+def cgroup_cpu_limit(v2: Path = CGROUP_V2, v1: tuple[Path, Path] = CGROUP_V1) -> float | None:
+    """CPUs' worth of time the cgroup quota allows (``2.5`` for 250 ms per 100 ms), or None."""
+    try:
+        quota, period = v2.read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota, period = (path.read_text().strip() for path in v1)
+        except (OSError, ValueError):
+            return None
+    if quota in ("max", "-1"):
+        return None
+    try:
+        return max(int(quota), 1) / max(int(period), 1)
+    except ValueError:
+        return None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: the affinity mask, capped by a cgroup quota (rounded up)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        count = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        count = min(count, math.ceil(limit))
+    return max(count, 1)
+
+
+@contextlib.contextmanager
+def intra_op_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` for the block, then restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count != before:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def map_batches(
+    run: Callable[[Batch], None], batches: Sequence[Batch], workers: int
+) -> Iterator[Batch]:
+    """``run`` on every batch, on ``workers`` one-thread workers side by side (or in order here
+    for one); yields each batch once it is done, in the order given, for a progress bar.
+
+    ``run`` writes its own results (each batch to its own rows), so the order the batches finish
+    in does not matter. torch releases the GIL inside its ops, so the workers compute in
+    parallel; each runs torch with one intra-op thread. A worker's error is raised here.
+    """
+    if workers <= 1:
+        for batch in batches:
+            run(batch)
+            yield batch
+        return
+    with intra_op_threads(1), ThreadPoolExecutor(workers, thread_name_prefix="encode") as pool:
+        futures = [pool.submit(run, batch) for batch in batches]
+        try:
+            for batch, future in zip(batches, futures, strict=True):
+                future.result()
+                yield batch
+        finally:
+            for future in futures:
+                future.cancel()
