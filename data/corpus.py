@@ -63,6 +63,11 @@ def resolve_corpus(inputs: list[str | Path]) -> list[Path]:
             files.extend(found)
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            raise PipelineError(
+                f"{path}: not a regular file (a device, pipe or socket); the corpus is read more "
+                "than once, so give a .txt or .txt.gz file or a directory of them"
+            )
         else:
             raise PipelineError(f"{path}: no such file or directory")
     for path in files:
@@ -106,6 +111,18 @@ def _check_not_binary(path: Path) -> None:
         raise PipelineError(f"{path}: looks like a binary file (NUL bytes), not one text per line")
 
 
+def _check_no_nul(data: bytes, path: Path, lines_before: int) -> None:
+    """Refuse a NUL byte past the first block too: no text holds one, and HDF5 cannot store a
+    text with one (stage 1 failed after writing its manifest). Named by corpus line."""
+    at = data.find(b"\x00")
+    if at >= 0:
+        line = lines_before + data[:at].count(b"\n") + 1
+        raise PipelineError(
+            f"{path}: NUL byte at corpus line {line}; not a text file there "
+            "(remove NUL bytes, e.g. with tr -d '\\000')"
+        )
+
+
 def iter_lines(
     files: list[Path], *, strict: bool = False, stats: LineStats | None = None
 ) -> Iterator[tuple[int, str]]:
@@ -119,6 +136,7 @@ def iter_lines(
     for path in files:
         with _read_errors(path), _open_bytes(path) as handle:
             for raw in handle:
+                _check_no_nul(raw, path, number)
                 text = _decode(raw, path, number, strict, stats)
                 if number == 0 or raw.startswith(b"\xef\xbb\xbf"):
                     text = text.lstrip("\ufeff")
@@ -147,7 +165,8 @@ def fingerprint(files: list[Path], *, strict: bool = False) -> CorpusFingerprint
     """Hash the corpus bytes and count its lines in one streaming pass.
 
     With ``strict`` the same pass checks that every byte is valid UTF-8, so that ``--strict``
-    fails before any output is written rather than when the reader reaches the bad line.
+    fails before any output is written rather than when the reader reaches the bad line; a NUL
+    byte is refused in the same pass, always.
     """
     digest = hashlib.sha256()
     lines = 0
@@ -158,6 +177,7 @@ def fingerprint(files: list[Path], *, strict: bool = False) -> CorpusFingerprint
             for block in iter(lambda h=handle: h.read(1 << 20), b""):
                 if decoder is not None:
                     _check_utf8(decoder, block, path, lines)
+                _check_no_nul(block, path, lines)
                 digest.update(block)
                 lines += block.count(b"\n")
                 last = block[-1:]

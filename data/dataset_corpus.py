@@ -103,18 +103,30 @@ class DatasetCorpus:
         stream = self._stream()
         if self._builder()[0] == "parquet" and _parquet_rows(Path(self.name)) == 0:
             return  # datasets' parquet streamer fails on a file with no rows instead of ending
+        row = 0
         try:
             for batch in stream.iter(batch_size=_BATCH):
                 for value in batch[self.column]:
-                    if value is not None and not isinstance(value, str):
-                        raise PipelineError(
-                            f"{self.name} ({self.split}): column {self.column!r} holds "
-                            f"{type(value).__name__}, not text"
-                        )
+                    self._check_value(value, row)
                     yield value
+                    row += 1
         except (pyarrow.ArrowException, OSError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PipelineError(f"{self.name} ({self.split}): cannot read rows ({first})") from None
+
+    def _check_value(self, value: Any, row: int) -> None:
+        """A row is text or empty; a NUL in it is refused as in a text corpus (HDF5 cannot
+        store it), named by row, before the fingerprint pass lets anything be written."""
+        if value is not None and not isinstance(value, str):
+            raise PipelineError(
+                f"{self.name} ({self.split}): column {self.column!r} holds "
+                f"{type(value).__name__}, not text"
+            )
+        if value and "\x00" in value:
+            raise PipelineError(
+                f"{self.name} ({self.split}): NUL character in row {row + 1} of column "
+                f"{self.column!r}; remove it"
+            )
 
     def check(self) -> None:
         """Refuse a missing split or column, a column that is not text, or an empty split,

@@ -172,6 +172,27 @@ def earlier_output(folder: Path, marker: str, what: str, *, dot_files_count: boo
     return False
 
 
+def made_here(path: Path, mark: str) -> bool:
+    """Whether an existing file carries ``mark`` (text only its writer puts there) in its first
+    64 kB: the proof that this tool wrote it, so that replacing it loses nothing."""
+    try:
+        with Path(path).open("rb") as handle:
+            return mark.encode("utf-8") in handle.read(1 << 16)
+    except OSError:
+        return False
+
+
+def require_made_here(path: Path, mark: str, writer: str) -> None:
+    """Refuse to replace ``path`` unless it is absent or a file ``writer`` made (has ``mark``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise PipelineError(f"{path}: is a folder where {writer} writes a file; use another --out")
+    if path.exists() and not made_here(path, mark):
+        raise PipelineError(
+            f"{path}: exists and was not written by {writer}; not overwritten (use another --out)"
+        )
+
+
 def remove_outputs(folder: Path, paths: list[Path]) -> None:
     """``--overwrite``: delete exactly these earlier outputs (files or folders), saying which."""
     found = [path for path in paths if path.exists() or path.is_symlink()]

@@ -12,6 +12,7 @@ does. Fields are split on tabs only and never unquoted: GLUE texts contain bare 
 from __future__ import annotations
 
 import gzip
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -295,6 +296,9 @@ def read_tsv(path: Path, task: GlueTask, layout: Layout, name: str) -> GlueSplit
         if label_at is not None:
             labels.append(_parse_label(path, lineno, task, row[label_at]))
         index.append(row[index_at] if index_at is not None else str(len(index)))
+    if not texts[0]:
+        what = "a header but no rows" if header else "no rows"
+        raise PipelineError(f"{path}: {what}; a GLUE split needs at least one example")
     dtype = np.float32 if task.is_regression else np.int64
     return GlueSplit(
         task=task,
@@ -311,9 +315,12 @@ def _parse_label(path: Path, lineno: int, task: GlueTask, value: str) -> int | f
     value = value.strip()
     if task.is_regression:
         try:
-            return float(value)
+            score = float(value)
         except ValueError:
             raise PipelineError(f"{path}:{lineno}: score {value!r} is not a number") from None
+        if not math.isfinite(score):  # a NaN label makes every loss and correlation NaN
+            raise PipelineError(f"{path}:{lineno}: score {value!r} is not a finite number")
+        return score
     if value not in task.labels:
         raise PipelineError(
             f"{path}:{lineno}: label {value!r} is not one of {', '.join(task.labels)}"
@@ -337,8 +344,8 @@ def load_task(task: GlueTask, data_dir: str | Path) -> TaskData:
         return read_tsv(path, task, layout, name)
 
     train = read("train", task.labelled, "train")
-    evals = [s for e in task.evals if (s := read(e.stem, task.labelled, e.name))]
-    tests = [s for e in task.tests if (s := read(e.stem, task.test, e.name))]
+    evals = [s for e in task.evals if (s := read(e.stem, task.labelled, e.name)) is not None]
+    tests = [s for e in task.tests if (s := read(e.stem, task.test, e.name)) is not None]
     return TaskData(task, train, evals, tests, missing)
 
 

@@ -2,7 +2,7 @@
 
 The manifest records what made the shards (teacher, tokenizer, corpus, format) and, per shard,
 its rows and sha256. Array tasks of one encoding share it, so it is only written under an
-exclusive lock (``init_manifest``, ``record_shard``), atomically.
+exclusive lock (``locked``: ``init_manifest``, ``record_shard``), atomically.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ SHARD_ATTRS = (
 )
 # Every recorded field that changes a stored vector, its token ids or which texts a shard holds.
 # A shard's attributes must agree with the manifest on each one the manifest records
-# (``teacher.vocab_size`` and ``tokenizer.sha256`` are absent from manifests written before
-# they were recorded; such directories stay readable without those two checks).
+# (``teacher.vocab_size``, ``teacher.precision`` and ``tokenizer.sha256`` are absent from
+# manifests written before they were recorded; such directories stay readable without them).
 VECTOR_FIELDS = (
     "format_version",
     "teacher.weights_sha256",
@@ -45,6 +45,7 @@ VECTOR_FIELDS = (
     "teacher.max_length",
     "teacher.hidden_size",
     "teacher.vocab_size",
+    "teacher.precision",
     "tokenizer.sha256",
     "dtype",
     "corpus.sha256",
@@ -70,7 +71,16 @@ REQUIRED = {
     "dedup": bool,
     "shards": dict,
 }
+# Recorded by later versions only: checked for their type where present.
+OPTIONAL = {"teacher.vocab_size": int, "teacher.precision": str, "tokenizer.sha256": str}
+# Sizes that index or allocate: a zero, negative or made-up one is refused before it is used.
+POSITIVE = ("teacher.hidden_size", "teacher.max_length", "teacher.vocab_size", "shard_size")
 MISSING = object()  # what field_value returns for an absent key
+
+
+def shard_count(lines: int, shard_size: int) -> int:
+    """How many shards a corpus of ``lines`` lines is cut into (at least one)."""
+    return max(1, -(-lines // shard_size))
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
@@ -108,17 +118,25 @@ def field_value(record: dict[str, Any], dotted: str) -> Any:
 
 
 def check_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    """Refuse a manifest lacking a key or holding one of the wrong type, naming the key."""
-    for key, kind in REQUIRED.items():
-        value = field_value(manifest, key)
-        if value is MISSING:
+    """Refuse a manifest lacking a key or holding one of the wrong type or size, naming the key."""
+    for key in REQUIRED:
+        if field_value(manifest, key) is MISSING:
             raise PipelineError(f"{path}: no {key!r}; not a complete shard manifest (re-encode)")
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    for key, kind in {**REQUIRED, **OPTIONAL}.items():
+        value = field_value(manifest, key)
+        if value is not MISSING and (
+            not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+        ):
             raise PipelineError(f"{path}: {key!r} is {value!r}, expected {kind.__name__}")
+    for key in POSITIVE:
+        value = field_value(manifest, key)
+        if value is not MISSING and value < 1:
+            raise PipelineError(f"{path}: {key!r} is {value!r}, expected a positive number")
     if manifest["dtype"] not in DTYPES:
         raise PipelineError(
             f"{path}: 'dtype' is {manifest['dtype']!r}, expected {'/'.join(DTYPES)}"
         )
+    _check_shard_count(path, manifest)
     for name, record in manifest["shards"].items():
         if not (
             isinstance(record, dict)
@@ -128,14 +146,31 @@ def check_manifest(path: Path, manifest: dict[str, Any]) -> None:
             raise PipelineError(f"{path}: the record of {name!r} lacks rows or sha256")
 
 
+def _check_shard_count(path: Path, manifest: dict[str, Any]) -> None:
+    """``num_shards`` follows from the corpus's lines and the shard size; readers list that many
+    shard names, so an edited count would send them looking for files that never existed."""
+    lines, size = manifest["corpus"]["lines"], manifest["shard_size"]
+    if lines < 0:
+        raise PipelineError(f"{path}: 'corpus.lines' is {lines!r}, expected 0 or more")
+    if manifest["num_shards"] != shard_count(lines, size):
+        raise PipelineError(
+            f"{path}: 'num_shards' is {manifest['num_shards']!r}, but {lines} lines in shards "
+            f"of {size} make {shard_count(lines, size)}; re-encode"
+        )
+
+
 def shard_attrs(manifest: dict[str, Any]) -> dict[str, Any]:
     """The attributes every shard of this manifest carries: its provenance, checked on read."""
     return {key: manifest[key] for key in SHARD_ATTRS if key in manifest}
 
 
 @contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """An exclusive lock on the directory's manifest, shared by concurrent array tasks."""
+def locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock on the directory's manifest, shared by concurrent array tasks.
+
+    Not re-entrant: ``flock`` locks belong to an open file, so code holding it calls the
+    ``*_unlocked`` functions below, never ``init_manifest`` or ``record_shard``.
+    """
     with files.exclusive_lock(Path(directory), ".manifest.lock"):
         # The manifest is only ever written under this lock, so a temporary copy seen while
         # holding it was left by a killed writer.
@@ -158,23 +193,37 @@ def describe_mismatch(existing: dict[str, Any], wanted: dict[str, Any]) -> str |
 
 def init_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Create the manifest, or check that an existing one describes the same run."""
-    with _locked(directory):
-        path = Path(directory) / MANIFEST
-        if path.is_file():
-            existing = read_manifest(directory)
-            mismatch = describe_mismatch(existing, manifest)
-            if mismatch:
-                raise PipelineError(
-                    f"{directory} holds shards of another run ({mismatch}); "
-                    "use --overwrite or another --out"
-                )
-            return
-        write_json_atomic(path, {**manifest, "shards": {}})
+    with locked(directory):
+        init_manifest_unlocked(directory, manifest)
+
+
+def init_manifest_unlocked(directory: Path, manifest: dict[str, Any]) -> None:
+    """``init_manifest`` for a caller that already holds ``locked(directory)``."""
+    path = Path(directory) / MANIFEST
+    if path.is_file():
+        existing = read_manifest(directory)
+        mismatch = describe_mismatch(existing, manifest)
+        if mismatch:
+            raise PipelineError(
+                f"{directory} holds shards of another run ({mismatch}); "
+                "use --overwrite or another --out"
+            )
+        return
+    write_json_atomic(path, {**manifest, "shards": {}})
+
+
+def forget_shards_unlocked(directory: Path, names: list[str]) -> None:
+    """Drop the records of ``names`` (their files were removed); the caller holds the lock."""
+    manifest = read_manifest(directory)
+    if any(name in manifest["shards"] for name in names):
+        for name in names:
+            manifest["shards"].pop(name, None)
+        write_json_atomic(Path(directory) / MANIFEST, manifest)
 
 
 def record_shard(directory: Path, record: dict[str, Any]) -> None:
     """Merge one finished shard's record into the manifest (under the lock)."""
-    with _locked(directory):
+    with locked(directory):
         manifest = read_manifest(directory)
         manifest["shards"][record["file"]] = record
         write_json_atomic(Path(directory) / MANIFEST, manifest)

@@ -112,7 +112,19 @@ def read_sts(path: str | Path) -> StsPairs:
     if not scores:
         header = " (its first line was read as a header)" if has_header else ""
         raise PipelineError(f"{path}: no sentence pairs{header}")
+    _require_correlatable(path, scores)
     return StsPairs(path, first, second, np.asarray(scores, dtype=np.float64))
+
+
+def _require_correlatable(path: Path, scores: list[float]) -> None:
+    """Refuse gold scores that no correlation can be computed on: fewer than two pairs, or one
+    score for every pair (Pearson and Spearman are then undefined, not a low score)."""
+    if len(scores) < 2:
+        raise PipelineError(f"{path}: only one sentence pair; a correlation needs at least two")
+    if min(scores) == max(scores):
+        raise PipelineError(
+            f"{path}: every gold score is {scores[0]:g}; a correlation needs scores that differ"
+        )
 
 
 @dataclass
@@ -128,7 +140,8 @@ class ZeroShot:
 def zero_shot(pairs: StsPairs, encode: Callable[[Sequence[str]], np.ndarray]) -> ZeroShot:
     """Encode each distinct sentence once and correlate the pairs' cosines with the gold scores.
 
-    The cosines are taken in float64: near-equal cosines must rank the same every time.
+    The cosines are taken in float64: near-equal cosines must rank the same every time. Cosines
+    that do not vary (a collapsed model) or are not finite give NaN correlations.
     """
     unique = list(dict.fromkeys(pairs.sentence1 + pairs.sentence2))
     vectors = np.array(encode(unique), dtype=np.float64)
@@ -137,9 +150,10 @@ def zero_shot(pairs: StsPairs, encode: Callable[[Sequence[str]], np.ndarray]) ->
     first = vectors[[row[t] for t in pairs.sentence1]]
     second = vectors[[row[t] for t in pairs.sentence2]]
     cosines = np.einsum("ij,ij->i", first, second)
+    varies = bool(np.ptp(cosines) > 0)  # False with a NaN too; scipy would only warn
     return ZeroShot(
         cosines=cosines,
         sentences=len(unique),
-        pearson=float(pearsonr(cosines, pairs.scores)[0]),
-        spearman=float(spearmanr(cosines, pairs.scores)[0]),
+        pearson=float(pearsonr(cosines, pairs.scores)[0]) if varies else math.nan,
+        spearman=float(spearmanr(cosines, pairs.scores)[0]) if varies else math.nan,
     )

@@ -74,27 +74,50 @@ def iter_glosses(directory: Path = WORDNET_DIR) -> Iterator[tuple[str, list[str]
 def extract(
     out: Path, directory: Path = WORDNET_DIR, kind: str = "both", dedup: bool = True
 ) -> ExtractSummary:
-    """Write the texts to ``out`` (atomically: a file that exists is complete)."""
+    """Write the texts to ``out`` (atomically: a file that exists is complete).
+
+    An existing ``out`` is replaced only when it is an earlier extraction; it is checked after
+    WordNet is read and before anything is written.
+    """
     if kind not in KINDS:
         raise PipelineError(f"unknown kind {kind!r}; choose from {KINDS}")
     out = Path(out)
     if out.is_dir():
         raise PipelineError(f"{out} is a folder; --out names the corpus file to write")
+    summary, seen, lines, every = ExtractSummary(), set(), [], set()
+    for definition, examples in iter_glosses(directory):
+        every.update([definition, *examples])
+        texts = []
+        if kind != "examples" and definition:
+            texts.append(("glosses", definition))
+        if kind != "glosses":
+            texts.extend(("examples", e) for e in examples)
+        for field, text in texts:
+            if dedup and text in seen:
+                summary.duplicates += 1
+                continue
+            seen.add(text)
+            setattr(summary, field, getattr(summary, field) + 1)
+            lines.append(text + "\n")
+    if out.exists() and not _earlier_extraction(out, every):
+        raise PipelineError(
+            f"{out}: exists and is not a WordNet corpus written by `pipeline data wordnet`; "
+            "not overwritten (use another --out)"
+        )
     with files.os_errors(out.parent, "cannot create"):
         out.parent.mkdir(parents=True, exist_ok=True)
-    summary, seen = ExtractSummary(), set()
-    with files.atomic_path(out) as tmp, tmp.open("w", encoding="utf-8") as handle:
-        for definition, examples in iter_glosses(directory):
-            texts = []
-            if kind != "examples" and definition:
-                texts.append(("glosses", definition))
-            if kind != "glosses":
-                texts.extend(("examples", e) for e in examples)
-            for field, text in texts:
-                if dedup and text in seen:
-                    summary.duplicates += 1
-                    continue
-                seen.add(text)
-                setattr(summary, field, getattr(summary, field) + 1)
-                handle.write(text.replace("\n", " ") + "\n")
+    files.write_text(out, "".join(lines))
     return summary
+
+
+def _earlier_extraction(path: Path, texts: set[str]) -> bool:
+    """Whether every line of ``path`` is a WordNet text: an earlier extraction of any kind.
+
+    A corpus has no room for a mark (every line of it is a text to encode), so its lines are
+    the proof that this command wrote it; the first foreign line settles it.
+    """
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return all(line.rstrip("\n") in texts for line in handle)
+    except (OSError, UnicodeDecodeError):
+        return False

@@ -80,10 +80,26 @@ def load_encoder_as(spec: str, device: str, batch_size: int, precision: str) -> 
 
 
 def array_task(num_shards: int | None, shard_index: int | None) -> tuple[int, int]:
-    """(task count, task index) from the options, else from a SLURM job array, else (1, 0)."""
+    """(task count, task index) from the options, else from a SLURM job array, else (1, 0).
+
+    ``--array=0-8:2`` numbers its tasks 0, 2, .. 8: the index is counted in steps from the first.
+    """
     if num_shards is None and "SLURM_ARRAY_TASK_COUNT" in os.environ:
-        num_shards = int(os.environ["SLURM_ARRAY_TASK_COUNT"])
+        num_shards = _env_int("SLURM_ARRAY_TASK_COUNT")
     if shard_index is None and "SLURM_ARRAY_TASK_ID" in os.environ:
-        first = int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
-        shard_index = int(os.environ["SLURM_ARRAY_TASK_ID"]) - first
+        first, step = _env_int("SLURM_ARRAY_TASK_MIN", 0), _env_int("SLURM_ARRAY_TASK_STEP", 1)
+        shard_index = (_env_int("SLURM_ARRAY_TASK_ID") - first) // max(step, 1)
     return num_shards or 1, shard_index or 0
+
+
+def _env_int(name: str, default: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None and default is not None:
+        return default
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise PipelineError(
+            f"{name}={raw!r} is not a whole number; unset it, or give --num-shards and "
+            "--shard-index"
+        ) from None

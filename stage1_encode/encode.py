@@ -33,7 +33,7 @@ from data.files import (
     sha256_file,
     write_bytes,
 )
-from data.manifest import FORMAT_VERSION, init_manifest, record_shard, shard_attrs
+from data.manifest import FORMAT_VERSION, read_manifest, record_shard, shard_attrs, shard_count
 from data.progress import progress_bar
 from stage1_encode.memory import release_freed_memory
 from stage1_encode.reuse import ReusedVectors
@@ -111,7 +111,7 @@ def run_encode(
     teacher.pack_for_inference()  # first: a bf16 teacher may fall back to fp32, or be refused
     corpus_record, read_lines = _open_corpus(corpus, cfg.strict)
     lines = corpus_record["lines"]
-    total = shards.shard_count(lines, cfg.shard_size)
+    total = shard_count(lines, cfg.shard_size)
     manifest = {
         "format_version": FORMAT_VERSION,
         "teacher": teacher.describe(),
@@ -127,12 +127,12 @@ def run_encode(
         "dedup": cfg.dedup,
     }
     mine = owned_shards(total, cfg.num_shards, cfg.shard_index)  # check before writing
+    names = {i: shards.shard_name(i, total) for i in mine}
     reused = _open_reuse(cfg, manifest)
-    _prepare_out(cfg.out, cfg.overwrite)
-    init_manifest(cfg.out, manifest)
+    _prepare_out(cfg.out)
+    shards.claim_output(cfg.out, manifest, overwrite=cfg.overwrite, owned=list(names.values()))
     _save_tokenizer_and_embeddings(cfg.out, teacher, manifest["teacher"]["weights_sha256"])
 
-    names = {i: shards.shard_name(i, total) for i in mine}
     for name in names.values():  # half-written shards of this task's killed runs
         remove_stale_temporaries(cfg.out, name)
     done = [i for i in mine if (cfg.out / names[i]).is_file()]
@@ -200,8 +200,8 @@ def _lines_in(index: int, shard_size: int, lines: int) -> int:
     return max(0, min(shard_size, lines - index * shard_size))
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    shards.prepare_output(out, overwrite)
+def _prepare_out(out: Path) -> None:
+    shards.check_output(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{time.time_ns()}"
@@ -231,15 +231,24 @@ def _save_tokenizer(teacher: Teacher, target: Path) -> None:
 
 
 def _record_unrecorded(out: Path, names: list[str]) -> None:
-    """A run killed between rename and manifest update left a whole shard without its record."""
-    recorded = shards.read_manifest(out)["shards"]
+    """A run killed between rename and manifest update left a whole shard without its record.
+
+    Such a shard is recorded only once it proves to be this run's (``shards.shard_problem``):
+    a file copied in under a missing shard's name is refused, and left where it is.
+    """
+    manifest = read_manifest(out)
     for name in names:
-        if name not in recorded:
+        if name not in manifest["shards"]:
             path = out / name
-            with shards.h5py.File(path, "r") as handle:
-                rows = len(handle["line"])
-            checksum = sha256_file(path)
-            record_shard(out, {"file": name, "rows": rows, "sha256": checksum})
+            try:
+                with shards.h5py.File(path, "r") as handle:
+                    rows = len(handle["line"])
+            except (OSError, KeyError, ValueError) as exc:
+                raise PipelineError(f"{path}: unreadable shard ({exc}); delete it") from None
+            problem = shards.shard_problem(path, manifest, rows)
+            if problem:
+                raise PipelineError(f"{path}: not recorded in the manifest and {problem}")
+            record_shard(out, {"file": name, "rows": rows, "sha256": sha256_file(path)})
 
 
 def _tokenizer_sha256(teacher: Teacher) -> str:

@@ -36,7 +36,10 @@ class ReusedVectors:
     def __init__(self, directory: Path, manifest: dict[str, Any]):
         self.directory = Path(directory)
         check_compatible(self.directory, read_manifest(self.directory), manifest)
-        store = ShardStore(self.directory)
+        try:  # verified as training would read it: NaN vectors, foreign shards, bad ids
+            store = ShardStore(self.directory)
+        except PipelineError as exc:
+            raise PipelineError(f"--reuse {exc}") from None
         self.dim = store.dim
         self.paths = list(store.paths)
         keys, shards, rows = [], [], []

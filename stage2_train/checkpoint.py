@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
 import shutil
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -79,14 +81,25 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
-    """Restore model, optimizer and RNG in place; return the loop position."""
+def load_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, max_step: int
+) -> TrainState:
+    """Restore model, optimizer and RNG in place; return the loop position.
+
+    Every value read back is checked: the loop position against the run's ``max_step`` (a
+    ``"step": -5`` was resumed from and trained 25 extra steps), the weights and the optimizer
+    moments finite and shaped like the model's, the fixed hyper-parameters the run's own.
+    """
     try:
-        model.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        state = _read_state(path, max_step)
+        weights = load_file(str(path / WEIGHTS_FILE))
+        _require_finite(weights, WEIGHTS_FILE)
+        model.load_state_dict(weights)
         trainer = torch.load(path / TRAINER_FILE, weights_only=True)
+        expected = [_fixed_hyperparameters(group) for group in optimizer.param_groups]
         optimizer.load_state_dict(trainer["optimizer"])
+        _check_optimizer(optimizer, expected)
         torch.set_rng_state(trainer["torch_rng"])
-        state = TrainState(**json.loads((path / STATE_FILE).read_text(encoding="utf-8")))
     except (
         OSError,
         RuntimeError,
@@ -101,8 +114,66 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     return state
 
 
+def _read_state(path: Path, max_step: int) -> TrainState:
+    """``state.json`` as a ``TrainState`` whose counts fit the run and the folder's name."""
+    values = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+    if not isinstance(values, dict) or set(values) != {f.name for f in fields(TrainState)}:
+        raise ValueError(f"{STATE_FILE}: not a loop position")
+    state = TrainState(**values)
+    counts = {"step": state.step, "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch}
+    for name, value in {**counts, "sentences_seen": state.sentences_seen}.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{STATE_FILE}: {name} {value!r} is not a count")
+    if state.step > max_step or max(state.epoch, state.batch_in_epoch) > state.step:
+        raise ValueError(f"{STATE_FILE}: {counts} does not fit a run of {max_step} steps")
+    seconds = state.train_seconds
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 <= seconds < math.inf
+    ):
+        raise ValueError(f"{STATE_FILE}: train_seconds {seconds!r} is not a duration")
+    if path.name != f"{_PREFIX}{state.step:08d}":
+        raise ValueError(f"{STATE_FILE}: step {state.step} in a folder named {path.name}")
+    return state
+
+
+def _require_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"{where}: {name} holds NaN or infinite values")
+
+
+# The optimizer settings a run fixes; the learning rate is set anew at every step.
+_FIXED = ("betas", "eps", "weight_decay", "amsgrad")
+
+
+def _fixed_hyperparameters(group: dict[str, Any]) -> dict[str, Any]:
+    return {key: group.get(key) for key in _FIXED}
+
+
+def _check_optimizer(optimizer: torch.optim.Optimizer, expected: list[dict[str, Any]]) -> None:
+    """The loaded optimizer has the run's settings and moments that fit its parameters (torch
+    checks only their number: a moment of the wrong shape aborted the process at the next step)."""
+    for group, settings in zip(optimizer.param_groups, expected, strict=True):
+        found = _fixed_hyperparameters(group)
+        if found != settings:
+            raise ValueError(f"{TRAINER_FILE}: optimizer settings {found}, the run's {settings}")
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if not isinstance(value, torch.Tensor):
+                    raise ValueError(f"{TRAINER_FILE}: optimizer state {name} is not a tensor")
+                if name != "step" and value.shape != param.shape:
+                    raise ValueError(
+                        f"{TRAINER_FILE}: optimizer {name} of shape {tuple(value.shape)} "
+                        f"for a parameter of shape {tuple(param.shape)}"
+                    )
+                if not torch.isfinite(value).all():
+                    raise ValueError(f"{TRAINER_FILE}: optimizer {name} is not finite")
+
+
 def resume_latest(
-    out: Path, model: nn.Module, optimizer: torch.optim.Optimizer
+    out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, max_step: int
 ) -> tuple[TrainState, Path | None]:
     """Restore the newest checkpoint that loads; a corrupt one is skipped with a warning.
 
@@ -113,7 +184,7 @@ def resume_latest(
     found = checkpoint_dirs(out)
     for path in reversed(found):
         try:
-            return load_checkpoint(path, model, optimizer), path
+            return load_checkpoint(path, model, optimizer, max_step), path
         except PipelineError as exc:
             print(f"warning: {exc}; trying an older checkpoint", file=sys.stderr)
     if found:

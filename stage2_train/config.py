@@ -171,6 +171,31 @@ class TrainConfig:
         return json.loads(json.dumps(values, default=str))
 
 
+def identity_problem(recorded: Any) -> str | None:
+    """Why ``recorded`` is not a run identity as ``TrainConfig.identity`` writes it, or None.
+
+    ``train --overwrite`` deletes the files beside a run's ``train_config.json``, so a file of
+    that name is trusted only if it holds exactly an identity's keys (a loss term that is off
+    may be absent) and a student configuration that builds: any JSON object with a "student"
+    key was once enough to delete a user's ``model.safetensors``.
+    """
+    if not isinstance(recorded, dict):
+        return "not a JSON object"
+    optional = {key for weight, rest in _OPTIONAL_TERMS.items() for key in (weight, *rest)}
+    required = {f.name for f in fields(TrainConfig)} - set(_VOLATILE) - optional
+    missing, unknown = required - set(recorded), set(recorded) - required - optional
+    if missing or unknown:
+        return f"keys {sorted(missing)} missing, {sorted(unknown)} unknown"
+    student = recorded["student"]
+    if not isinstance(student, dict) or set(student) != {f.name for f in fields(StudentConfig)}:
+        return "its student is not a student configuration"
+    try:
+        StudentConfig.from_dict(student)
+    except PipelineError as exc:
+        return str(exc)
+    return None
+
+
 def _problems(config: StudentConfig) -> list[str]:
     """Every problem with ``config``'s values; empty when the student can be built from it."""
     problems = []

@@ -27,7 +27,9 @@ from data.files import atomic_path
 from stage2_train.model import Student
 from stage2_train.onnx_encoder import (
     EXPORT_CONFIG,
+    EXPORT_FILES,
     FLOAT_MODEL,
+    FORMAT,
     INPUTS,
     INT8_MODEL,
     OUTPUT,
@@ -35,11 +37,11 @@ from stage2_train.onnx_encoder import (
     OnnxEncoder,
     is_onnx_export,
     open_session,
+    read_export_config,
     require_onnx,
 )
 
 OPSET = 17
-FORMAT = "sra-distill-onnx"
 FLOAT_TOLERANCE = 1e-4
 INT8_MIN_COSINE = 0.99
 PARITY_TEXTS = (
@@ -62,8 +64,7 @@ def export_onnx(
     description. The folder appears whole or not at all."""
     onnx, _ = require_onnx()
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_onnx_export(out))):
-        raise PipelineError(f"{out}: exists and is not an ONNX export; choose another --out")
+    check_replaceable(out)
     student = Student.from_pretrained(model, revision=revision).eval()
     description = _description(student)
     reference = student.encode(list(PARITY_TEXTS))
@@ -82,6 +83,30 @@ def export_onnx(
         description.update(int8=INT8_MODEL if int8 else None, parity=parity)
         (tmp / EXPORT_CONFIG).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     return description
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse an ``--out`` that holds anything but an earlier export's own files.
+
+    The new export is renamed over the old folder whole, so any other file in it (a note, a
+    Dockerfile, a folder that is not an export at all) would go with it.
+    """
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not out.is_dir() or not is_onnx_export(out):
+        raise PipelineError(f"{out}: exists and is not an ONNX export; choose another --out")
+    try:
+        read_export_config(out)
+    except PipelineError as exc:
+        raise PipelineError(
+            f"{out}: exists and is not an ONNX export this tool wrote ({exc}); choose another --out"
+        ) from None
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES)
+    if foreign:
+        raise PipelineError(
+            f"{out}: an ONNX export that also holds {', '.join(foreign[:3])}, which "
+            "`pipeline export onnx` did not write; not replaced (move it or use another --out)"
+        )
 
 
 def _description(student: Student) -> dict[str, Any]:

@@ -8,6 +8,7 @@ pure function of (seed, epoch) and the checkpoint holds model, optimizer, RNG an
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -34,7 +35,7 @@ from data.stream import (
 from data.sts import StsPairs, read_sts
 from stage2_train.checkpoint import TrainState, resume_latest, save_checkpoint
 from stage2_train.config import StudentConfig, TrainConfig
-from stage2_train.distributed import DistContext, any_rank, barrier, init_distributed, shutdown
+from stage2_train.distributed import DistContext, any_rank, init_distributed, shutdown, together
 from stage2_train.evaluate import sts_spearman, validate
 from stage2_train.export import model_card
 from stage2_train.hub import portable
@@ -42,7 +43,7 @@ from stage2_train.layout import METRICS
 from stage2_train.losses import LossWeights, distill_loss
 from stage2_train.model import Student
 from stage2_train.optim import adamw, lr_factor
-from stage2_train.rundir import MetricsLog, prepare_run_dir
+from stage2_train.rundir import MetricsLog, claimed_run_dir
 
 
 @dataclass
@@ -68,6 +69,11 @@ def _check_embeddings(store: ShardStore) -> torch.Tensor:
     expected = store.manifest["teacher"].get("weights_sha256")
     if meta.get("weights_sha256") and meta["weights_sha256"] != expected:
         raise PipelineError(f"{path}: word-piece matrix of another teacher than the manifest's")
+    if weight.ndim != 2 or not weight.is_floating_point() or not torch.isfinite(weight).all():
+        raise PipelineError(
+            f"{path}: not a finite 2-D word-piece matrix (shape {tuple(weight.shape)}); "
+            "re-run `pipeline encode`"
+        )
     return weight
 
 
@@ -103,10 +109,11 @@ def train(cfg: TrainConfig) -> TrainSummary:
         torch.set_num_threads(cfg.threads)
     ctx = init_distributed(torch.device(cfg.device))
     try:
-        run = _set_up(cfg, ctx)
-        with _progress_bar(run) as bar:
-            _loop(run, bar)
-        return _finish(run)
+        with contextlib.ExitStack() as held:  # rank 0 holds --out until the run ends
+            run = _set_up(cfg, ctx, held)
+            with _progress_bar(run) as bar:
+                _loop(run, bar)
+            return _finish(run)
     finally:
         shutdown(ctx)
 
@@ -151,34 +158,53 @@ class _Run:
     clock: _Clock
 
 
-def _set_up(cfg: TrainConfig, ctx: DistContext) -> _Run:
-    """Check and index the shards, plan the steps, claim ``--out``, build or resume the student."""
-    store = ShardStore(cfg.targets, first_shards=cfg.first_shards)
-    embeddings = _check_embeddings(store)
-    index, val = scan_shards(store, cfg.val_fraction, cfg.val_rows)
-    sts_pairs = None if cfg.sts_dev is None else read_sts(cfg.sts_dev)
+def _set_up(cfg: TrainConfig, ctx: DistContext, held: contextlib.ExitStack) -> _Run:
+    """Check and index the shards, plan the steps, claim ``--out``, build or resume the student.
+
+    Each part that can be refused runs ``together``: every rank stops if any rank does.
+    """
     plan_args = {
         "seed": cfg.seed,
         "batch_size": cfg.batch_size,
         "max_tokens": cfg.max_tokens,
         "window_shards": cfg.window_shards,
     }
-    total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch(
-        index, ctx.world, epoch=0, **plan_args
+    store, embeddings, index, val, sts_pairs, total_steps = together(
+        ctx, lambda: _inputs(cfg, ctx, plan_args)
     )
-    if ctx.is_main:  # the other ranks wait at the barrier until rank 0 has claimed --out
-        prepare_run_dir(cfg)
-    barrier(ctx)
-    student = _build_student(cfg, store, embeddings).to(ctx.device)
-    optimizer = _optimizer(student, cfg)
-    state = _resume(cfg, ctx, student, optimizer, total_steps)
+    together(ctx, lambda: held.enter_context(claimed_run_dir(cfg)), main_only=True)
+    student, optimizer, state, log = together(
+        ctx, lambda: _restore(cfg, ctx, store, embeddings, total_steps)
+    )
     model = torch.nn.parallel.DistributedDataParallel(student) if ctx.active else student
-    log = MetricsLog(Path(cfg.out) / METRICS, ctx.is_main, state.step)
     budget = cfg.time_budget * 60 if cfg.time_budget else None
     return _Run(
         cfg, ctx, store, index, val, sts_pairs, plan_args, total_steps, student, model,
         optimizer, state, log, _Clock(budget, state.train_seconds),
     )  # fmt: skip
+
+
+def _inputs(cfg: TrainConfig, ctx: DistContext, plan_args: dict[str, int]) -> tuple:
+    """The checked shards, word-piece matrix, row index, validation set, STS pairs, steps."""
+    store = ShardStore(cfg.targets, first_shards=cfg.first_shards)
+    embeddings = _check_embeddings(store)
+    index, val = scan_shards(store, cfg.val_fraction, cfg.val_rows)
+    sts_pairs = None if cfg.sts_dev is None else read_sts(cfg.sts_dev)
+    total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch(
+        index, ctx.world, epoch=0, **plan_args
+    )
+    return store, embeddings, index, val, sts_pairs, total_steps
+
+
+def _restore(
+    cfg: TrainConfig, ctx: DistContext, store: ShardStore, embeddings: torch.Tensor, total: int
+) -> tuple[Student, torch.optim.Optimizer, TrainState, MetricsLog]:
+    """The student and its optimizer, resumed from ``--out``'s newest checkpoint if any, and
+    the metrics log cut back to the resumed step."""
+    student = _build_student(cfg, store, embeddings).to(ctx.device)
+    optimizer = _optimizer(student, cfg)
+    state = _resume(cfg, ctx, student, optimizer, total)
+    return student, optimizer, state, MetricsLog(Path(cfg.out) / METRICS, ctx.is_main, state.step)
 
 
 def _build_student(cfg: TrainConfig, store: ShardStore, embeddings: torch.Tensor) -> Student:
@@ -205,7 +231,7 @@ def _resume(
     total_steps: int,
 ) -> TrainState:
     """Restore the newest checkpoint in ``--out`` into student and optimizer, if there is one."""
-    state, resume_from = resume_latest(cfg.out, student, optimizer)
+    state, resume_from = resume_latest(cfg.out, student, optimizer, total_steps)
     if ctx.is_main and resume_from is not None:
         tqdm.write(
             f"resuming from {resume_from.name} (step {state.step} of {total_steps})",
@@ -312,13 +338,19 @@ def _after_step(run: _Run, window: _Window, bar: Any) -> None:
         steps = {} if run.clock.budget is None else {"step": step}
         rate = record["sentences_per_s"]
         bar.set_postfix(**steps, loss=f"{record['loss']:.4f}", sent_s=f"{rate:.0f}")
-    if run.ctx.is_main and step % cfg.val_every == 0:
-        record.update(_evaluate(run))
-        run.student.train()
-    if record:
-        run.log.write({"step": step, "epoch": run.state.epoch, **record})
+    evaluate = step % cfg.val_every == 0
+    if record or evaluate:
+        together(run.ctx, lambda: _log(run, record, evaluate), main_only=True)
     if step % cfg.checkpoint_every == 0:
         _checkpoint(run, run.clock.elapsed())
+
+
+def _log(run: _Run, record: dict[str, Any], evaluate: bool) -> None:
+    """Rank 0: the step's metrics line, with the evaluation when one is due."""
+    if evaluate:
+        record = {**record, **_evaluate(run)}
+        run.student.train()
+    run.log.write({"step": run.state.step, "epoch": run.state.epoch, **record})
 
 
 def _progress_bar(run: _Run) -> Any:
@@ -352,10 +384,14 @@ def _evaluate(run: _Run) -> dict[str, Any]:
 
 def _checkpoint(run: _Run, seconds: float) -> None:
     run.state.train_seconds = seconds
-    if run.ctx.is_main:
-        cfg = run.cfg
-        save_checkpoint(cfg.out, run.student, run.optimizer, run.state, cfg.keep_checkpoints)
-    barrier(run.ctx)
+    cfg = run.cfg
+    together(
+        run.ctx,
+        lambda: save_checkpoint(
+            cfg.out, run.student, run.optimizer, run.state, cfg.keep_checkpoints
+        ),
+        main_only=True,
+    )
 
 
 # ------------------------------------------------------------------------------- finishing
@@ -363,18 +399,21 @@ def _checkpoint(run: _Run, seconds: float) -> None:
 
 def _finish(run: _Run) -> TrainSummary:
     """Checkpoint, evaluate, and save the student with its training summary and model card."""
-    state = run.state
     _checkpoint(run, run.clock.elapsed())
-    summary: dict[str, Any] = {}
-    if run.ctx.is_main:
-        final = _evaluate(run)
-        run.log.merge({"step": state.step, "epoch": state.epoch, **final})
-        summary = _summary(run, final)
-        public = portable({**run.student.config.to_dict(), "training": summary})  # no local paths
-        card = model_card(public, public["training"])
-        run.student.save_pretrained(run.cfg.out, summary=summary, card=card)
-    barrier(run.ctx)
-    return TrainSummary(Path(run.cfg.out), state.step, summary)
+    summary = together(run.ctx, lambda: _publish(run), main_only=True)
+    return TrainSummary(Path(run.cfg.out), run.state.step, summary or {})
+
+
+def _publish(run: _Run) -> dict[str, Any]:
+    """Rank 0: the final evaluation, logged, and the student saved with its summary and card."""
+    state = run.state
+    final = _evaluate(run)
+    run.log.merge({"step": state.step, "epoch": state.epoch, **final})
+    summary = _summary(run, final)
+    public = portable({**run.student.config.to_dict(), "training": summary})  # no local paths
+    card = model_card(public, public["training"])
+    run.student.save_pretrained(run.cfg.out, summary=summary, card=card)
+    return summary
 
 
 def _summary(run: _Run, final: dict[str, Any]) -> dict[str, Any]:

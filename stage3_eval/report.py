@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from data.errors import PipelineError
-from data.files import atomic_path, os_errors
+from data.files import atomic_path, made_here, os_errors
 from stage3_eval.report_data import (
     RunData,
     gather,
@@ -270,15 +270,6 @@ def _page(run_dirs: list[Path], summary: list[str], sections: list[str], data: R
     )
 
 
-def _made_here(path: Path, mark: str) -> bool:
-    """Whether an existing file carries this command's mark in its first 64 kB."""
-    try:
-        with path.open("rb") as handle:
-            return mark.encode("utf-8") in handle.read(1 << 16)
-    except OSError:
-        return False
-
-
 def _check_replaceable(out: Path, names: list[str]) -> None:
     """Refuse to replace a page or a PNG that this command did not write.
 
@@ -287,14 +278,14 @@ def _check_replaceable(out: Path, names: list[str]) -> None:
     """
     if out.is_dir():
         raise PipelineError(f"{out}: is a folder; --out must name an .html file")
-    ours = out.is_file() and _made_here(out, f"<title>{TITLE}</title>")
+    ours = out.is_file() and made_here(out, f"<title>{TITLE}</title>")
     if out.exists() and not ours:
         raise PipelineError(
             f"{out}: exists and is not a report; not overwritten (use another --out)"
         )
     for name in names:
         png = out.parent / name
-        if png.exists() and not (ours or (png.is_file() and _made_here(png, PNG_MARK))):
+        if png.exists() and not (ours or (png.is_file() and made_here(png, PNG_MARK))):
             raise PipelineError(
                 f"{png}: exists and was not made by `pipeline report`; not overwritten "
                 "(use another --out folder)"

@@ -64,12 +64,7 @@ def gather(run_dirs: list[Path]) -> RunData:
     data = RunData()
     merged: dict[tuple, Result] = {}
     for path in _files(run_dirs, RESULTS_JSON):
-        try:
-            entries = load_results(path)
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise PipelineError(f"{path}: not a results file ({exc})") from None
-        for number, r in enumerate(entries, start=1):
-            _check_result(path, number, r)
+        for r in load_results(path):  # every entry checked: a NaN or a string is refused
             merged[(*r.key(), r.data)] = r
     data.results = sorted(merged.values(), key=lambda r: (r.task, r.model, r.metric, r.seed or 0))
     for path in _files(run_dirs, METRICS):
@@ -89,21 +84,6 @@ def gather(run_dirs: list[Path]) -> RunData:
             else:
                 print(f"warning: {path}: incomplete shard manifest, not counted", file=sys.stderr)
     return data
-
-
-def _check_result(path: Path, number: int, r: Result) -> None:
-    """Refuse an entry that cannot be tabulated or plotted, naming the file and the entry."""
-    problem = None
-    if not all(isinstance(t, str) for t in (r.task, r.metric, r.model, r.data)):
-        problem = "task, metric, model and data must be strings"
-    elif not isinstance(r.value, (int, float)) or isinstance(r.value, bool):
-        problem = f"value {r.value!r} is not a number"
-    elif not (r.seed is None or isinstance(r.seed, int)):
-        problem = f"seed {r.seed!r} is not an integer"
-    elif not isinstance(r.extra, dict):
-        problem = "extra is not an object"
-    if problem:
-        raise PipelineError(f"{path}: entry {number} ({r.task}, {r.metric}): {problem}")
 
 
 def _usable_manifest(manifest: dict[str, Any]) -> bool:

@@ -6,11 +6,15 @@ student and its teacher can be compared on without any fine-tuning noise.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
+
+from data.errors import PipelineError
 from data.progress import encode_timed
-from data.sts import StsPairs, zero_shot
+from data.sts import StsPairs, ZeroShot, zero_shot
 from stage3_eval.encoders import Encoder
 from stage3_eval.results import Result
 
@@ -39,6 +43,8 @@ def evaluate_sts(encoder: Encoder, pairs: StsPairs) -> StsScore:
         return vectors
 
     score = zero_shot(pairs, encode)
+    if not (math.isfinite(score.pearson) and math.isfinite(score.spearman)):
+        raise PipelineError(f"{pairs.path}: no correlation with {encoder.label}: {_why(score)}")
     return StsScore(
         data=str(pairs.path),
         pairs=len(pairs),
@@ -47,6 +53,13 @@ def evaluate_sts(encoder: Encoder, pairs: StsPairs) -> StsScore:
         sentences=score.sentences,
         seconds=seconds,
     )
+
+
+def _why(score: ZeroShot) -> str:
+    """Why a zero-shot correlation is undefined (the gold scores were checked when read)."""
+    if not np.isfinite(score.cosines).all():
+        return "it computed NaN or infinite vectors"
+    return "every pair gets the same cosine (are the two sentences of each pair identical?)"
 
 
 def sts_results(encoder: Encoder, name: str, score: StsScore) -> list[Result]:

@@ -254,8 +254,9 @@ def test_report_never_replaces_a_png_it_did_not_make(tmp_path) -> None:
 def test_a_shard_encoded_with_another_pooling_is_refused_everywhere(
     tiny_shards, tiny_teacher_dir, student, tmp_path
 ) -> None:
-    """The real path: a shard of a cls-pooled encoding copied in where one was missing, then
-    recorded by a resumed encode (its checksum is then the manifest's)."""
+    """The real path: a shard of a cls-pooled encoding copied in where one was missing. A
+    resumed encode refuses to record it; recorded by hand (its checksum is then the
+    manifest's), every reader refuses it."""
     from stage1_encode.encode import EncodeConfig, run_encode
     from stage1_encode.teacher import Teacher
 
@@ -268,22 +269,13 @@ def test_a_shard_encoded_with_another_pooling_is_refused_everywhere(
     del manifest["shards"][SHARD]
     (mixed / shards.MANIFEST).write_text(json.dumps(manifest))
     shutil.copy(cls_dir / SHARD, mixed / SHARD)
-    resumed = _run(
-        "encode",
-        corpus,
-        "--out",
-        mixed,
-        "--teacher",
-        tiny_teacher_dir,
-        "--device",
-        "cpu",
-        "--shard-size",
-        "40",
-        "--normalize",
-        "--precision",
-        "fp32",  # as make_tiny_shards encoded; auto may pick bf16 on this CPU
-    )
-    assert resumed.exit_code == 0 and "skipping" in resumed.output, resumed.output
+    # as make_tiny_shards encoded (fp32: auto may pick bf16 on this CPU)
+    resume = ["encode", corpus, "--out", mixed, "--teacher", tiny_teacher_dir, "--device", "cpu",
+              "--shard-size", "40", "--normalize", "--precision", "fp32"]  # fmt: skip
+    refused(resume, SHARD, "not recorded", "teacher.pooling", untouched=[mixed, corpus])
+    cls_records = json.loads((cls_dir / shards.MANIFEST).read_text())["shards"]
+    manifest["shards"][SHARD] = cls_records[SHARD]
+    (mixed / shards.MANIFEST).write_text(json.dumps(manifest))
     out = tmp_path / "o"
     for args in (
         ["shards", "verify", mixed],

@@ -11,13 +11,14 @@ from data import manifest, shards
 from data.errors import PipelineError
 
 
-def _data(rows: int, dim: int = 4) -> shards.ShardData:
+def _data(rows: int, dim: int = 4, first_line: int = 0) -> shards.ShardData:
+    """``rows`` rows of every other corpus line from ``first_line`` (within one shard of 10)."""
     rng = np.random.default_rng(0)
     return shards.ShardData(
         embedding=rng.standard_normal((rows, dim)).astype(np.float32),
         input_ids=[np.arange(2 + i % 5, dtype=np.int32) for i in range(rows)],
         text=[f"text ü {i}" for i in range(rows)],
-        line=np.arange(rows, dtype=np.int64) * 2,
+        line=first_line + np.arange(rows, dtype=np.int64) * 2,
     )
 
 
@@ -43,7 +44,8 @@ def _manifest(count: int = 2) -> dict:
 def _write(directory: Path, index: int, rows: int = 5) -> Path:
     name = shards.shard_name(index, 2)
     attrs = manifest.shard_attrs(_manifest())
-    record = shards.write_shard(directory, name, _data(rows), attrs, "float16")
+    data = _data(rows, first_line=index * _manifest()["shard_size"])
+    record = shards.write_shard(directory, name, data, attrs, "float16")
     manifest.record_shard(directory, record)
     return directory / name
 

@@ -63,9 +63,10 @@ def test_glue_and_plain_layouts_read_the_same_pairs(tmp_path):
 
 def test_plain_header_line_is_skipped_and_gzip_is_read(tmp_path):
     path = tmp_path / "pairs.tsv.gz"
-    path.write_bytes(gzip.compress(b"sentence_a\tsentence_b\tgold\nx y\tx z\t4.5\n"))
+    path.write_bytes(gzip.compress(b"sentence_a\tsentence_b\tgold\nx y\tx z\t4.5\nu\tv\t1\n"))
     pairs = read_sts(path)
-    assert (pairs.sentence1, pairs.sentence2, pairs.scores.tolist()) == (["x y"], ["x z"], [4.5])
+    assert (pairs.sentence1, pairs.sentence2) == (["x y", "u"], ["x z", "v"])
+    assert pairs.scores.tolist() == [4.5, 1.0]
 
 
 @pytest.mark.parametrize(

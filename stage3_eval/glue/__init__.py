@@ -19,12 +19,13 @@ from stage3_eval.glue.augment import AugmentConfig
 from stage3_eval.glue.encoders import EncoderFactory
 from stage3_eval.glue.metrics import glue_score, task_metrics, task_score
 from stage3_eval.glue.model import META_FILE, load_finetuned, save_finetuned
-from stage3_eval.glue.report import SUMMARY_MD, glue_entries, summary_table
+from stage3_eval.glue.report import SUMMARY_MARK, SUMMARY_MD, glue_entries, summary_table
 from stage3_eval.glue.run import GlueRunConfig, GlueRunner, plan_tasks
 from stage3_eval.glue.train import FineTuneConfig
 
 __all__ = [
     "META_FILE",
+    "SUMMARY_MARK",
     "SUMMARY_MD",
     "AugmentConfig",
     "EncoderFactory",

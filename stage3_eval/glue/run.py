@@ -100,13 +100,28 @@ def plan_tasks(
         if data.runnable:
             runnable.append(data)
             continue
-        missing = ", ".join(data.missing) or "no labelled splits"
+        problem = f"missing {', '.join(data.missing)}" if data.missing else "no labelled split"
         if explicit:
-            raise PipelineError(f"GLUE task {task.name}: missing {missing}")
-        echo(f"skip {task.name}: missing {missing}")
+            raise PipelineError(f"GLUE task {task.name}: {problem}")
+        echo(f"skip {task.name}: {problem}")
     if not runnable:
         raise PipelineError(f"no GLUE task has its train and dev files under {data_dir}")
     return runnable
+
+
+def check_scorable(data: TaskData, max_eval_examples: int | None) -> None:
+    """Refuse, before any training, a regression dev split whose correlations are undefined:
+    fewer than two rows (after ``--max-eval-examples``) or one gold score for every row."""
+    if not data.task.is_regression:
+        return
+    for split in data.evals:
+        labels = split.sample(max_eval_examples).labels
+        if labels is None or len(labels) < 2 or np.ptp(labels) == 0:
+            used = 0 if labels is None else len(labels)
+            raise PipelineError(
+                f"{split.source}: {split.name} correlations need at least two dev rows whose "
+                f"scores differ ({used} rows used; see --max-eval-examples)"
+            )
 
 
 @dataclass
@@ -133,6 +148,8 @@ class GlueRunner:
     def run(self, tasks: list[TaskData]) -> list[Result]:
         """Fine-tune on every task and seed; returns this run's results (also on disk)."""
         cfg = self.config
+        for data in tasks:
+            check_scorable(data, cfg.max_eval_examples)
         done = load_results(cfg.out)
         produced: list[Result] = []
         for data in tasks:
