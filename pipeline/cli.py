@@ -59,22 +59,26 @@ def main() -> None:
     """SRA-Distill: distil a BERT-family encoder into a small BiLSTM sentence encoder.
 
     \b
+    corpus   pipeline corpus DOCS... --out CORPUS    documents -> shuffled sentence parts
     stage 1  pipeline encode CORPUS --out SHARDS     teacher vectors -> HDF5 shards
              pipeline shards verify|info SHARDS      check / describe a shard directory
     stage 2  pipeline train --targets SHARDS         train the student on the cached vectors
     stage 3  pipeline eval glue|sts|probe            fine-tune and evaluate
     serve    pipeline export onnx --model STUDENT     ONNX graph for ONNX Runtime
+             pipeline push --model STUDENT ORG/NAME  the model's files to the Hugging Face Hub
     """
 
 
 def _register() -> None:
     """One module per top-level command or group, in the order of the stages."""
     from pipeline import (
+        corpus_cmd,
         data_cmd,
         embed_cmd,
         encode_cmd,
         eval_cmd,
         export_cmd,
+        push_cmd,
         report_cmd,
         search_cmd,
         shards_cmd,
@@ -90,7 +94,9 @@ def _register() -> None:
     main.add_command(search_cmd.search_cmd)
     main.add_command(report_cmd.report_cmd)
     main.add_command(data_cmd.data_group)
+    main.add_command(corpus_cmd.corpus)
     main.add_command(export_cmd.export_group)
+    main.add_command(push_cmd.push_cmd)
 
 
 _register()

@@ -7,9 +7,11 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from data.files import atomic_path
+from data.files import atomic_path, require_free_space
 from pipeline.options import encode_batch_option, precision_option
 from pipeline.runtime import resolve_precision
+
+NPY_HEADER = 4096  # room for a .npy header, which takes a few hundred bytes
 
 
 @click.command()
@@ -47,7 +49,7 @@ def embed(file, model, out, batch_size, int8, precision, threads) -> None:
     import numpy as np
     import torch
 
-    from data.corpus import iter_lines, resolve_corpus
+    from data.corpus import LineStats, iter_lines, resolve_corpus
     from stage2_train import Student
     from stage2_train.onnx_encoder import OnnxEncoder, is_onnx_export
     from stage3_eval.encoders import student_precision
@@ -65,16 +67,26 @@ def embed(file, model, out, batch_size, int8, precision, threads) -> None:
     else:
         student = Student.from_pretrained(model)
         student = student.quantized() if int8 else student
-    texts = [text for _, text in iter_lines(files)]
+    stats = LineStats()
+    texts = [text for _, text in iter_lines(files, stats=stats)]
     if not texts:
         raise PipelineError(f"{file}: no non-blank line to embed")
+    # Checked before encoding: numpy reports a full disk as "N requested and M written".
+    needed = len(texts) * student.dim * np.dtype(np.float32).itemsize + NPY_HEADER
+    require_free_space(out.parent, needed, f"the vectors {out.name}")
     with student_precision(precision, "cpu"):
         vectors = student.encode(texts, batch_size=batch_size)
     with atomic_path(out) as tmp, tmp.open("wb") as handle:
         np.save(handle, vectors)
     kind = "int8" if int8 else precision
+    blanks = (
+        f"; {stats.blank} blank line(s) skipped: row i is the i-th non-blank line"
+        if stats.blank
+        else ""
+    )
     click.echo(
         f"embedded {len(texts)} texts ({kind}) -> {out} ({vectors.shape[0]}×{vectors.shape[1]})"
+        f"{blanks}"
     )
 
 

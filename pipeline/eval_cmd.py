@@ -23,7 +23,10 @@ from stage3_eval.glue.run import describe_default_epochs
 from stage3_eval.knn import DEFAULT_INDEX_KIND, INDEX_KINDS
 from stage3_eval.probe import DEFAULT_KS
 
-MODEL_HELP = "Student dir, 'teacher' (embedded) or an HF encoder path; repeat to compare."
+MODEL_HELP = (
+    "Student dir, its ONNX export, a student's Hub id, 'teacher' (embedded) or an HF encoder; "
+    "repeat to compare."
+)
 FINE_TUNE = config_defaults(FineTuneConfig)
 GLUE_RUN = config_defaults(GlueRunConfig)
 AUGMENT = config_defaults(AugmentConfig)
@@ -62,10 +65,11 @@ def _load(specs: tuple[str, ...], device: str, batch_size: int, precision: str):
 def sts_cmd(models, files, out, batch_size, device, precision) -> None:
     """Zero-shot cosine Pearson and Spearman (x100 in the table) on STS files."""
     from data.sts import read_sts
-    from stage3_eval.results import write_results
+    from stage3_eval.results import check_results_folder, write_results
     from stage3_eval.sts import evaluate_sts, sts_results
 
-    datasets = [read_sts(f) for f in files]  # fail on bad input before loading any model
+    check_results_folder(out)  # fail on bad input before loading any model
+    datasets = [read_sts(f) for f in files]
     rows, entries = [], []
     for encoder in _load(models, device, batch_size, precision):
         for pairs in datasets:
@@ -132,8 +136,9 @@ def probe_cmd(
     """kNN recall@k of the teacher's neighbours and mean cosine on held-out shard rows."""
     from data.shards import ShardStore
     from stage3_eval.probe import held_out_rows, probe_results, resolve_fraction, run_probe
-    from stage3_eval.results import write_results
+    from stage3_eval.results import check_results_folder, write_results
 
+    check_results_folder(out)
     store = ShardStore(targets, first_shards=first_shards)
     rows, entries = [], []
     for encoder in _load(models, device, batch_size, precision):
@@ -142,6 +147,9 @@ def probe_cmd(
         score = run_probe(encoder, held, tuple(sorted(set(ks))), index_kind)
         entries += probe_results(encoder, store, score, fraction, index_kind)
         recalls = "  ".join(f"R@{k} {v:.3f}" for k, v in score.recall.items())
+        trivial = [k for k in score.recall if k >= score.rows - 1]
+        if trivial:  # every other row is among the k neighbours: recall is 1 by construction
+            recalls += f"  (R@{','.join(map(str, trivial))}: k ≥ rows − 1, trivially 1)"
         cosine = "n/a" if score.mean_cosine is None else f"{score.mean_cosine:.4f}"
         rows.append(
             f"{encoder.label}: {score.rows} rows  {recalls}  cos {cosine}  "
@@ -313,10 +321,12 @@ def glue(
     are skipped), OUT/glue.md (every model in OUT side by side, x100) and GLUE submission
     files. Tasks whose files are missing are skipped with a note unless named in --tasks.
     """
+    from data.files import write_text
     from data.glue import resolve_tasks
-    from stage3_eval.glue import SUMMARY_MD, GlueRunner, plan_tasks, summary_table
-    from stage3_eval.results import load_results
+    from stage3_eval.glue import SUMMARY_MARK, SUMMARY_MD, GlueRunner, plan_tasks, summary_table
+    from stage3_eval.results import check_results_folder, load_results
 
+    check_results_folder(out, {SUMMARY_MD: SUMMARY_MARK})
     if augment_copies and kd_teacher is None:
         raise PipelineError("--augment makes unlabelled examples: it needs --kd-teacher")
     if kd_teacher is not None and not Path(kd_teacher).is_dir():
@@ -364,7 +374,7 @@ def glue(
     )
     GlueRunner(factory, config, echo=click.echo).run(runnable)
     table = summary_table(load_results(out))
-    (out / SUMMARY_MD).write_text(table, encoding="utf-8")
+    write_text(out / SUMMARY_MD, table)
     click.echo("\n" + table + f"\nresults -> {out / 'results.json'}, table -> {out / SUMMARY_MD}")
 
 

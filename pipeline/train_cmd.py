@@ -232,3 +232,10 @@ def train(
             f"trained {result.steps} steps; validation cosine {val.get('cosine', float('nan')):.4f}"
             f"{extra} -> {result.out}"
         )
+        if time_budget and not max_steps:
+            used = result.summary["train_seconds"] / 60
+            if used < 0.95 * time_budget:  # the epochs ran out first
+                click.echo(
+                    f"note: --epochs {epochs} ended the run after {used:.1f} of the "
+                    f"{time_budget:g}-minute --time-budget; raise --epochs to use the whole budget"
+                )

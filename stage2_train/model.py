@@ -28,27 +28,57 @@ from data import files
 from data.errors import PipelineError
 from stage2_train.bilstm import bidirectional_lstm
 from stage2_train.config import StudentConfig
+from stage2_train.export import model_card
 from stage2_train.hub import (
+    DEFAULT_COMMIT_MESSAGE,
+    PushResult,
     card_with_header,
     portable,
+    push_folder,
     resolve_student_dir,
     sentence_transformers_files,
 )
 from stage2_train.layout import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE
 from stage2_train.vectors import SentenceEncoding
 
+FAST_TOKENIZER = "tokenizer.json"  # the fast tokenizer's one file, as transformers names it
+
 
 def load_tokenizer(directory: str | Path) -> Any:
-    """The teacher's tokenizer from a folder of tokenizer files (never the teacher model)."""
+    """The teacher's tokenizer from a folder of tokenizer files (never the teacher model).
+
+    A damaged file is one line naming it: ``tokenizer.json`` is parsed on its own first, since
+    transformers reports its faults as bare ``KeyError``, ``TypeError`` or Rust ``Exception``.
+    """
+    from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
     directory = Path(directory)
     if not directory.is_dir():
         raise PipelineError(f"{directory}: no tokenizer folder")
+    fast = directory / FAST_TOKENIZER
+    if fast.is_file():
+        try:
+            Tokenizer.from_file(str(fast))
+        except Exception as exc:  # tokenizers raises its Rust errors as plain Exception
+            raise PipelineError(f"{fast}: damaged tokenizer file ({_first_line(exc)})") from None
     try:
         return AutoTokenizer.from_pretrained(str(directory))
-    except (OSError, ValueError) as exc:
-        raise PipelineError(f"{directory}: cannot load tokenizer ({exc})") from None
+    except Exception as exc:  # any type, from any tokenizer class transformers picks
+        raise PipelineError(f"{directory}: cannot load tokenizer ({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def require_finite(path: Path, tensors: dict[str, torch.Tensor], fix: str) -> None:
+    """Refuse weights holding NaN or infinity: every vector computed from them would be NaN,
+    and a NaN row written with exit 0 is a wrong answer."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise PipelineError(f"{path}: weight {name} holds NaN or infinite values; {fix}")
 
 
 class Student(SentenceEncoding, nn.Module):
@@ -64,6 +94,7 @@ class Student(SentenceEncoding, nn.Module):
             raise PipelineError("student config: vocab_size and embed_dim must be set")
         self.config = config
         self.tokenizer = tokenizer
+        self.summary: dict[str, Any] | None = None  # the training summary it was loaded with
         self.embed = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=None)
         self.embed_proj = None
         if config.embed_proj:
@@ -130,7 +161,8 @@ class Student(SentenceEncoding, nn.Module):
         if not config_path.is_file():
             raise PipelineError(f"{directory}: no {CONFIG_FILE}; not a student directory")
         try:
-            config = StudentConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+            payload = json.loads(config_path.read_text(encoding="utf-8"))
+            config = StudentConfig.from_dict(payload)
         except (ValueError, TypeError) as exc:  # not JSON, not UTF-8
             raise PipelineError(f"{config_path}: corrupt config ({exc})") from None
         except PipelineError as exc:  # values out of range or not in their choice lists
@@ -140,18 +172,25 @@ class Student(SentenceEncoding, nn.Module):
             tensors = load_file(str(weights))
         except (SafetensorError, OSError) as exc:
             raise PipelineError(f"{weights}: not a safetensors file ({exc})") from None
+        require_finite(weights, tensors, "the student is damaged (restore or retrain it)")
         try:
             student.load_state_dict(tensors)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise PipelineError(f"{weights}: weights do not fit {CONFIG_FILE} ({first})") from None
+        training = payload.get("training")  # kept, so a re-save or a push keeps the results
+        student.summary = training if isinstance(training, dict) else None
         return student.eval()
 
     def save_pretrained(
         self, directory: str | Path, summary: dict[str, Any] | None = None, card: str | None = None
     ) -> None:
         """Write config.json, model.safetensors, tokenizer/, the sentence-transformers files
-        (``hub.ST_FILES``) and (with a card) README.md under a metadata header: a Hub repository.
+        (``hub.ST_FILES``) and README.md under a metadata header: a Hub repository.
+
+        ``summary`` defaults to the one the student was loaded with; ``card`` (the card's body)
+        to ``export.model_card`` of the config written here, so the card never states another
+        max length or width than config.json.
 
         Each file is written under a temporary name and renamed, so a reader never sees a
         half-written student.
@@ -166,14 +205,39 @@ class Student(SentenceEncoding, nn.Module):
             files.save_pretrained(tmp, self.tokenizer)
         files.write_bytes(directory / WEIGHTS_FILE, weights)
         payload = self.config.to_dict()
+        summary = self.summary if summary is None else summary
         if summary is not None:
             payload["training"] = summary
         payload = portable(payload)
         files.write_text(directory / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
         for name, text in sentence_transformers_files(self.config.max_length).items():
             files.write_text(directory / name, text)
-        if card is not None:
-            files.write_text(directory / CARD_FILE, card_with_header(card, payload))
+        body = model_card(payload, payload.get("training") or {}) if card is None else card
+        files.write_text(directory / CARD_FILE, card_with_header(body, payload))
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool = False,
+        revision: str | None = None,
+        commit_message: str = DEFAULT_COMMIT_MESSAGE,
+        token: str | None = None,
+    ) -> PushResult:
+        """Save the student to a temporary folder and upload it to the Hub as ``pipeline push``
+        does (``hub.push_folder``): the model's files and its card, nothing else."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="sra-distill-push-") as tmp:
+            self.save_pretrained(tmp)
+            return push_folder(
+                tmp,
+                repo_id,
+                private=private,
+                revision=revision,
+                commit_message=commit_message,
+                token=token,
+            )
 
     def quantized(self) -> Student:
         """An int8 copy for CPU inference: dynamic quantization of the LSTM and linear layers.

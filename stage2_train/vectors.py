@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from data.batching import pad_batch, token_budget_batches
+from data.cpus import map_batches, usable_cpus
 from data.progress import progress_bar
 from stage2_train.config import INFERENCE, inference_batch_size
 
@@ -28,15 +29,33 @@ class SentenceEncoding:
     ) -> np.ndarray:
         """Vectors for tokenized texts in input order: ``run_batch(input_ids, mask)`` on
         length-sorted, padded batches of at most ``batch_size`` rows (default: the device's,
-        config.INFERENCE) and ``max_tokens`` tokens."""
+        config.INFERENCE) and ``max_tokens`` tokens, on ``inference_workers()`` side by side."""
         batch_size = batch_size or inference_batch_size(self.device.type)  # type: ignore[attr-defined]
         out = np.zeros((len(ids), self.dim), dtype=np.float32)  # type: ignore[attr-defined]
         batches = token_budget_batches([len(s) for s in ids], max_tokens, batch_size)
-        with self.inference():
-            for batch in progress_bar(batches, desc="encode", unit="batch", enabled=progress):
-                input_ids, mask = pad_batch([ids[i] for i in batch], self.pad_id)  # type: ignore[attr-defined]
+
+        def run(batch: np.ndarray) -> None:
+            input_ids, mask = pad_batch([ids[i] for i in batch], self.pad_id)  # type: ignore[attr-defined]
+            with torch.inference_mode():  # per thread: a worker does not inherit the caller's
                 out[batch] = self.run_batch(input_ids, mask)  # type: ignore[attr-defined]
+
+        with self.inference():
+            done = map_batches(run, batches, self.inference_workers())
+            for _ in progress_bar(done, total=len(batches), desc="encode", unit="batch",
+                                  enabled=progress):  # fmt: skip
+                pass
         return out
+
+    def inference_workers(self) -> int:
+        """Batches encoded side by side on the CPU: torch's thread count (``--threads``,
+        ``torch.set_num_threads``), capped by the CPUs this process may use; one on a GPU.
+
+        One-thread workers on independent batches instead of intra-op threads: the recurrent
+        loop's threads meet at every time step, so one busy neighbour on a shared machine
+        stalled them all (bench/contention.py); independent workers slow by their own share."""
+        if self.device.type != "cpu":  # type: ignore[attr-defined]
+            return 1
+        return max(1, min(torch.get_num_threads(), usable_cpus()))
 
     def inference(self) -> contextlib.AbstractContextManager:
         """The state ``run_batch`` needs (none here; the torch student switches to eval)."""
@@ -56,16 +75,17 @@ class SentenceEncoding:
     ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
         """Sentence vectors for raw texts, called as sentence-transformers' ``encode`` is.
 
-        A list gives float32 ``[N, dim]`` in input order (``[0, dim]`` for an empty list), one
-        string gives one ``[dim]`` vector. The keyword names are sentence-transformers' own, so
-        code written for it runs unchanged; keywords that mean nothing here (``prompt_name``,
-        ``precision``, ...) are ignored, as model2vec does.
+        A list, tuple or NumPy array of strings gives float32 ``[N, dim]`` in input order
+        (``[0, dim]`` for an empty one), one string gives one ``[dim]`` vector; anything else
+        (``None``, bytes, numbers) is a ``TypeError``. The keyword names are
+        sentence-transformers' own, so code written for it runs unchanged; keywords that mean
+        nothing here (``prompt_name``, ``precision``, ...) are ignored, as model2vec does.
         """
-        single = isinstance(sentences, str)
+        texts, single = as_texts(sentences)
         if device is not None:
             self.to(device)  # type: ignore[attr-defined]
         vectors = self.embed_ids(  # type: ignore[attr-defined]
-            self.tokenize([sentences] if single else sentences),  # type: ignore[attr-defined]
+            self.tokenize(texts),  # type: ignore[attr-defined]
             batch_size=batch_size,
             max_tokens=max_tokens,
             progress=bool(show_progress_bar),
@@ -78,6 +98,26 @@ class SentenceEncoding:
             convert_to_tensor,
             self.device,  # type: ignore[attr-defined]
         )
+
+
+def as_texts(sentences: Any) -> tuple[list[str], bool]:
+    """``(texts, single)`` from what ``encode`` was given, refusing what is not text.
+
+    ``None`` once passed as an empty list and came back as zero vectors; an array of strings,
+    which sentence-transformers accepts, failed on numpy's truth-value ambiguity.
+    """
+    if isinstance(sentences, np.ndarray):
+        sentences = sentences.tolist()  # a 0-d array of str becomes one str
+    if isinstance(sentences, str):
+        return [sentences], True
+    if not isinstance(sentences, (list, tuple)):
+        raise TypeError(f"encode takes a str or a list of str, not {type(sentences).__name__}")
+    for number, text in enumerate(sentences):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"encode takes a str or a list of str; item {number} is {type(text).__name__}"
+            )
+    return list(sentences), False
 
 
 def as_requested(

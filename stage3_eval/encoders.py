@@ -1,8 +1,9 @@
 """Load "a student dir or a teacher" behind one ``encode(texts) -> float32 array`` face.
 
-Every stage-3 evaluator accepts ``--model`` as a student directory (Contract 2), ``teacher``
-(the embedded default teacher) or a Hugging Face encoder path pooled as in stage 1, so the
-student and its teacher come out of the same command and the same code path. GLUE also accepts
+Every stage-3 evaluator accepts ``--model`` as ``embed`` does: a student directory (Contract 2),
+its ONNX export, a Hub repository holding a student, ``teacher`` (the embedded default teacher)
+or a Hugging Face encoder path pooled as in stage 1, so the student and its teacher come out of
+the same command and the same code path. GLUE also accepts
 ``scratch``; :func:`model_kind` is the one place that tells these apart.
 """
 
@@ -18,6 +19,8 @@ import numpy as np
 import torch
 
 from data.errors import PipelineError
+from stage2_train import is_onnx_export
+from stage2_train.hub import is_hub_student
 from stage2_train.layout import is_student_dir
 
 STUDENT = "student"
@@ -33,7 +36,7 @@ def model_kind(spec: str, *, scratch: bool = False) -> str:
         return SCRATCH
     if spec == TEACHER:
         return TEACHER
-    if is_student_dir(spec):
+    if is_student_dir(spec) or is_onnx_export(spec) or is_hub_student(spec):
         return STUDENT
     path = Path(spec)
     if path.is_dir() and not (path / "config.json").is_file():
@@ -68,7 +71,10 @@ class Encoder:
         return int(self.model.dim)
 
     @property
-    def parameters(self) -> int:
+    def parameters(self) -> int | None:
+        """The torch model's parameter count; None for an ONNX Runtime graph."""
+        if not hasattr(self.model, "parameters"):
+            return None
         return sum(p.numel() for p in self.model.parameters())
 
     def describe(self) -> dict[str, Any]:
@@ -100,6 +106,12 @@ def load_encoder(
     ``precision`` (fp32 or bf16) is the arithmetic it encodes in. A teacher whose bf16 CPU model
     fails its probe runs in fp32 instead, or is refused where ``require_precision``.
     """
+    if model_kind(spec) == STUDENT and is_onnx_export(spec):
+        if precision != "fp32" and require_precision:
+            raise PipelineError(f"{spec}: an ONNX export runs in float32; drop --precision")
+        from stage2_train import OnnxEncoder
+
+        return Encoder(str(spec), STUDENT, OnnxEncoder.from_export(spec), batch_size, "fp32")
     if model_kind(spec) == STUDENT:
         try:
             from stage2_train import Student

@@ -29,6 +29,7 @@ PUBLIC_FACES = {  # the modules of an earlier stage that stage 3 may import
         "stage2_train.model",
         "stage2_train.config",  # the training defaults (the probe's held-out share)
         "stage2_train.layout",  # the student directory's file names
+        "stage2_train.hub",  # a student on the Hub: telling it from an encoder, reading it back
         "stage2_train.optim",  # the training recipe GLUE fine-tuning shares
     },
 }

@@ -19,7 +19,14 @@ from torch import nn
 
 from data.errors import PipelineError
 from data.shards import INPUT_EMBEDDINGS, TOKENIZER_DIR
-from stage3_eval.encoders import SCRATCH, STUDENT, TEACHER, is_student_dir, model_kind
+from stage3_eval.encoders import (
+    SCRATCH,
+    STUDENT,
+    TEACHER,
+    is_onnx_export,
+    is_student_dir,
+    model_kind,
+)
 
 # Encoder learning rates: BERT's for a transformer, a larger one for the BiLSTM (and scratch).
 TRANSFORMER_LR = 2e-5
@@ -46,6 +53,11 @@ class EncoderFactory:
 
     def __post_init__(self) -> None:
         self.kind = model_kind(self.spec, scratch=True)
+        if is_onnx_export(self.spec):
+            raise PipelineError(
+                f"{self.spec}: an ONNX export is for inference and cannot be fine-tuned; "
+                "pass the student folder it was exported from"
+            )
 
     @property
     def label(self) -> str:
