@@ -35,8 +35,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench.ablation import SHAPE, finished, probe, validation_cosines
 from bench.ablation_select import summarise
 from bench.common import RESULTS, ROOT, SHARED_DATA, run_pipeline, write_result
+from bench.encode_memory import run_child
 from bench.glue_table import scores_by_model
 from bench.train_quality import TEACHER_STS_B_DEV
+from data.files import write_text
 from data.manifest import read_manifest
 from stage2_train import Student
 from stage2_train.layout import CONFIG_FILE
@@ -67,7 +69,7 @@ def train_point(args: argparse.Namespace, point: Point) -> Path:
         print(f"{point.name}: finished in {out} (skipped)", flush=True)
         return out
     prefix = [] if point.shards is None else ["--first-shards", str(point.shards)]
-    run_pipeline(
+    argv = [
         "train",
         "--targets",
         str(args.targets),
@@ -82,8 +84,17 @@ def train_point(args: argparse.Namespace, point: Point) -> Path:
         *SHAPE,
         "--pooling",
         "attention",
-    )
+    ]
+    # A child process, so that its peak RSS is the training's alone (one record per attempt).
+    attempt = run_child(argv, every=5.0)
+    memory = memory_file(args, point)
+    earlier = json.loads(memory.read_text()) if memory.is_file() else []
+    write_text(memory, json.dumps([*earlier, attempt], indent=2) + "\n")
     return out
+
+
+def memory_file(args: argparse.Namespace, point: Point) -> Path:
+    return args.out / f"{point.name}.memory.json"
 
 
 def knn_recall(args: argparse.Namespace, point: Point, student: Path) -> dict[str, float]:
@@ -116,6 +127,8 @@ def measure(args: argparse.Namespace, points: list[Point]) -> dict[str, dict[str
             "sentences_seen": summary["sentences_seen"],
             "passes_over_texts": summary["sentences_seen"] / summary["corpus_rows"],
             "train_seconds": summary["train_seconds"],
+            "train_peak_rss_mib": train_peak_rss(args, point),
+            "data_wait_share_mean": data_wait_share(student),
             "val_cosine_common": cosines[point.name],
             "own_validation": summary["validation"],
             "sts": sts,
@@ -126,6 +139,19 @@ def measure(args: argparse.Namespace, points: list[Point]) -> dict[str, dict[str
         row["probe"] = scores_by_model(args.out / "probe")[0].get(point.name, {})
         rows[point.name] = {**row, **summarise(row)}
     return rows
+
+
+def train_peak_rss(args: argparse.Namespace, point: Point) -> float | None:
+    """The largest peak RSS over the point's training attempts (None: trained elsewhere)."""
+    memory = memory_file(args, point)
+    attempts = json.loads(memory.read_text()) if memory.is_file() else []
+    return max((a["peak_rss_mib"] for a in attempts), default=None)
+
+
+def data_wait_share(student: Path) -> float | None:
+    records = [json.loads(x) for x in (student / "metrics.jsonl").read_text().splitlines()]
+    waits = [r["data_wait_share"] for r in records if "data_wait_share" in r]
+    return sum(waits) / len(waits) if waits else None
 
 
 def curve(student: Path) -> list[dict[str, Any]]:
