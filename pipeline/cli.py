@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -53,50 +54,52 @@ class PipelineGroup(click.Group):
             sys.exit(130)
 
 
-@click.group(cls=PipelineGroup, context_settings={"show_default": True, "max_content_width": 100})
+# name: (module, attribute, the line `pipeline --help` lists), in the order of the stages. A
+# command's module is imported only when that command runs (or its own --help is asked for), so
+# `pipeline --help` and a quick command do not pay for torch, transformers and faiss up front.
+COMMANDS = {
+    "corpus": ("pipeline.corpus_cmd", "corpus", "Documents -> shuffled, deduplicated sentences."),
+    "encode": ("pipeline.encode_cmd", "encode", "Stage 1: the teacher's vectors as shards."),
+    "shards": ("pipeline.shards_cmd", "shards_group", "Check or describe a shard directory."),
+    "train": ("pipeline.train_cmd", "train", "Stage 2: train the student on cached vectors."),
+    "embed": ("pipeline.embed_cmd", "embed", "The student's vectors for a text file (.npy)."),
+    "eval": ("pipeline.eval_cmd", "eval_group", "Stage 3: GLUE, STS and kNN probes."),
+    "index": ("pipeline.search_cmd", "index_cmd", "Build a vector index of a text file."),
+    "search": ("pipeline.search_cmd", "search_cmd", "Nearest texts of queries in an index."),
+    "report": ("pipeline.report_cmd", "report_cmd", "An HTML report of every run found."),
+    "data": ("pipeline.data_cmd", "data_group", "Corpora built from installed data."),
+    "export": ("pipeline.export_cmd", "export_group", "Export a student for serving (ONNX)."),
+    "push": ("pipeline.push_cmd", "push_cmd", "Upload a student's files to the Hub."),
+}
+
+
+class LazyPipelineGroup(PipelineGroup):
+    """Lists ``COMMANDS`` without importing them; imports one when it is invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, summary) for name, (_, _, summary) in COMMANDS.items()])
+
+
+@click.group(
+    cls=LazyPipelineGroup,
+    context_settings={"show_default": True, "max_content_width": 100},
+)
 @click.version_option(package_name="sra-distill")
 def main() -> None:
     """SRA-Distill: distil a BERT-family encoder into a small BiLSTM sentence encoder.
 
     \b
-    corpus   pipeline corpus DOCS... --out CORPUS    documents -> shuffled sentence parts
-    stage 1  pipeline encode CORPUS --out SHARDS     teacher vectors -> HDF5 shards
-             pipeline shards verify|info SHARDS      check / describe a shard directory
-    stage 2  pipeline train --targets SHARDS         train the student on the cached vectors
-    stage 3  pipeline eval glue|sts|probe            fine-tune and evaluate
-    serve    pipeline export onnx --model STUDENT     ONNX graph for ONNX Runtime
-             pipeline push --model STUDENT ORG/NAME  the model's files to the Hugging Face Hub
+    pipeline encode CORPUS --out SHARDS      stage 1: the teacher, once
+    pipeline train --targets SHARDS          stage 2: the student, no teacher
+    pipeline eval glue|sts|probe             stage 3: fine-tune and evaluate
     """
-
-
-def _register() -> None:
-    """One module per top-level command or group, in the order of the stages."""
-    from pipeline import (
-        corpus_cmd,
-        data_cmd,
-        embed_cmd,
-        encode_cmd,
-        eval_cmd,
-        export_cmd,
-        push_cmd,
-        report_cmd,
-        search_cmd,
-        shards_cmd,
-        train_cmd,
-    )
-
-    main.add_command(encode_cmd.encode)
-    main.add_command(shards_cmd.shards_group)
-    main.add_command(train_cmd.train)
-    main.add_command(embed_cmd.embed)
-    main.add_command(eval_cmd.eval_group)
-    main.add_command(search_cmd.index_cmd)
-    main.add_command(search_cmd.search_cmd)
-    main.add_command(report_cmd.report_cmd)
-    main.add_command(data_cmd.data_group)
-    main.add_command(corpus_cmd.corpus)
-    main.add_command(export_cmd.export_group)
-    main.add_command(push_cmd.push_cmd)
-
-
-_register()
