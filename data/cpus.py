@@ -57,6 +57,16 @@ def usable_cpus() -> int:
     return max(count, 1)
 
 
+def encode_workers(device_type: str) -> int:
+    """Batches an encoder runs side by side: on the CPU torch's thread count
+    (``torch.set_num_threads``, ``--threads``) capped by the usable CPUs; one on a GPU."""
+    if device_type != "cpu":
+        return 1
+    import torch
+
+    return max(1, min(torch.get_num_threads(), usable_cpus()))
+
+
 @contextlib.contextmanager
 def intra_op_threads(count: int) -> Iterator[None]:
     """torch's intra-op thread count set to ``count`` for the block, then restored."""

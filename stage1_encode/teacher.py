@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 
 from data.batching import pad_batch, token_budget_batches
+from data.cpus import encode_workers, map_batches
 from data.errors import PipelineError
 from data.files import sha256_file
 from stage1_encode import families
@@ -327,19 +328,26 @@ class Teacher(torch.nn.Module):
             vectors = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return F.normalize(vectors, p=2, dim=1) if self.normalize else vectors
 
-    @torch.inference_mode()
     def embed_ids(
         self,
         ids: Sequence[Sequence[int]],
         max_tokens: int = 8192,
         on_batch: Callable[[int], Any] | None = None,
     ) -> np.ndarray:
-        """Vectors for tokenized texts, in input order (length-sorted internally)."""
+        """Vectors for tokenized texts, in input order (length-sorted internally).
+
+        On the CPU, batches run on one-thread workers side by side (``data.cpus``): threads of
+        one op that meet at every layer stall together when a neighbour takes a core."""
         out = np.zeros((len(ids), self.hidden_size), dtype=np.float32)
-        for batch in token_budget_batches([len(s) for s in ids], max_tokens):
+
+        def run(batch: np.ndarray) -> None:
             input_ids, mask = pad_batch([ids[i] for i in batch], self.pad_id)
-            vectors = self.forward(input_ids.to(self.device), mask.to(self.device))
+            with torch.inference_mode():  # per thread: a worker does not inherit the caller's
+                vectors = self.forward(input_ids.to(self.device), mask.to(self.device))
             out[batch] = vectors.cpu().numpy()
+
+        batches = token_budget_batches([len(s) for s in ids], max_tokens)
+        for batch in map_batches(run, batches, encode_workers(self.device.type)):
             if on_batch is not None:
                 on_batch(len(batch))
         return out

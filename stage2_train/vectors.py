@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from data.batching import pad_batch, token_budget_batches
-from data.cpus import map_batches, usable_cpus
+from data.cpus import encode_workers, map_batches
 from data.progress import progress_bar
 from stage2_train.config import INFERENCE, inference_batch_size
 
@@ -47,15 +47,11 @@ class SentenceEncoding:
         return out
 
     def inference_workers(self) -> int:
-        """Batches encoded side by side on the CPU: torch's thread count (``--threads``,
-        ``torch.set_num_threads``), capped by the CPUs this process may use; one on a GPU.
-
-        One-thread workers on independent batches instead of intra-op threads: the recurrent
-        loop's threads meet at every time step, so one busy neighbour on a shared machine
-        stalled them all (bench/contention.py); independent workers slow by their own share."""
-        if self.device.type != "cpu":  # type: ignore[attr-defined]
-            return 1
-        return max(1, min(torch.get_num_threads(), usable_cpus()))
+        """Batches encoded side by side (``data.cpus.encode_workers``): one-thread workers on
+        independent batches instead of intra-op threads, since the recurrent loop's threads meet
+        at every time step and one busy neighbour on a shared machine stalled them all
+        (bench/contention.py); independent workers slow by their own share."""
+        return encode_workers(self.device.type)  # type: ignore[attr-defined]
 
     def inference(self) -> contextlib.AbstractContextManager:
         """The state ``run_batch`` needs (none here; the torch student switches to eval)."""

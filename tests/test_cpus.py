@@ -79,3 +79,16 @@ def test_a_worker_error_is_raised_to_the_caller():
 
     with pytest.raises(ValueError, match="bad batch"):
         list(cpus.map_batches(run, [1, 2, 3], workers=2))
+
+
+def test_encode_workers_follow_torch_threads_capped_by_usable_cpus(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setattr(cpus, "usable_cpus", lambda: 2)
+    try:
+        torch.set_num_threads(1)
+        assert cpus.encode_workers("cpu") == 1  # --threads 1: one batch at a time
+        torch.set_num_threads(4)
+        assert cpus.encode_workers("cpu") == 2
+        assert cpus.encode_workers("cuda") == 1
+    finally:
+        torch.set_num_threads(before)
