@@ -117,7 +117,8 @@ def measure(args: argparse.Namespace, points: list[Point]) -> dict[str, dict[str
     rows = {}
     for point in done:
         student = args.out / point.name
-        probe(args, point.name, student)
+        if not args.skip_probes:
+            probe(args, point.name, student)
         summary = json.loads((student / CONFIG_FILE).read_text(encoding="utf-8"))["training"]
         sts = summary["sts_dev"]["spearman"]
         row = {
@@ -197,6 +198,7 @@ def parse_args() -> argparse.Namespace:
     add("--tasks", default="sst2,cola,mrpc,rte", help="Frozen-probe GLUE tasks.")
     add("--seeds", type=int, default=3)
     add("--train-only", action="store_true", help="Train the points, measure nothing yet.")
+    add("--skip-probes", action="store_true", help="Leave the GLUE probes for a later run.")
     add("--plot", type=Path, default=ROOT / "docs" / "scaling.png")
     args = parser.parse_args()
     # bench.ablation.probe's smoke-run options stay off: the curve probes full training sets.
@@ -225,6 +227,7 @@ def main() -> None:
             "teacher_sts_b_dev_spearman": args.teacher_sts,
             "target_sts_share": 0.98,
             "points_planned": [p.__dict__ for p in POINTS],
+            "glue_probes_run": not args.skip_probes,
             "points": rows,
         },
         folder=RESULTS,
