@@ -8,10 +8,11 @@ import click
 
 from data.errors import PipelineError
 from data.files import atomic_path, require_free_space
-from pipeline.options import encode_batch_option, precision_option
-from pipeline.runtime import resolve_precision
+from pipeline.options import device_option, encode_batch_option, precision_option
+from pipeline.runtime import resolve_device, resolve_precision
 
 NPY_HEADER = 4096  # room for a .npy header, which takes a few hundred bytes
+PROGRESS_FROM = 10_000  # texts: below this the whole call takes about a second
 
 
 @click.command()
@@ -39,9 +40,12 @@ NPY_HEADER = 4096  # room for a .npy header, which takes a few hundred bytes
     "float32), or exact float32 [default], which is as fast on CPUs with oneDNN's fused LSTM. "
     "With an ONNX export: its model_int8.onnx (export --int8).",
 )
+@device_option
 @precision_option
-@click.option("--threads", default=None, type=click.IntRange(1), help="torch CPU threads.")
-def embed(file, model, out, batch_size, int8, precision, threads) -> None:
+@click.option(
+    "--threads", default=None, type=click.IntRange(1), help="CPU threads (batches side by side)."
+)
+def embed(file, model, out, batch_size, int8, device, precision, threads) -> None:
     """Write the student's vectors for FILE (one text per line, .txt or .txt.gz) as .npy.
 
     Row i of the output is the vector of the i-th non-blank line.
@@ -59,14 +63,23 @@ def embed(file, model, out, batch_size, int8, precision, threads) -> None:
     check_npy_output(out, files)
     if int8 and precision == "bf16":
         raise PipelineError("--int8 and --precision bf16 exclude each other; choose one")
-    precision = "fp32" if int8 else resolve_precision(precision, torch.device("cpu"), "student")
+    onnx = is_onnx_export(model)
+    where = torch.device("cpu") if int8 or onnx else resolve_device(device)
+    if int8 and device == "cuda":
+        raise PipelineError("--int8 runs on the CPU (dynamic quantization); drop --device cuda")
+    if onnx and (precision == "bf16" or device == "cuda"):
+        raise PipelineError(
+            f"{model}: an ONNX export runs in float32 on the CPU; drop --precision/--device, "
+            "or embed with the student folder it was exported from"
+        )
+    precision = "fp32" if int8 or onnx else resolve_precision(precision, where, "student")
     if threads:
         torch.set_num_threads(threads)
-    if is_onnx_export(model):
+    if onnx:
         student = OnnxEncoder.from_export(model, int8=int8, threads=threads)
     else:
         student = Student.from_pretrained(model)
-        student = student.quantized() if int8 else student
+        student = student.quantized() if int8 else student.to(where)
     stats = LineStats()
     texts = [text for _, text in iter_lines(files, stats=stats)]
     if not texts:
@@ -74,8 +87,9 @@ def embed(file, model, out, batch_size, int8, precision, threads) -> None:
     # Checked before encoding: numpy reports a full disk as "N requested and M written".
     needed = len(texts) * student.dim * np.dtype(np.float32).itemsize + NPY_HEADER
     require_free_space(out.parent, needed, f"the vectors {out.name}")
-    with student_precision(precision, "cpu"):
-        vectors = student.encode(texts, batch_size=batch_size)
+    with student_precision(precision, where.type):
+        long = len(texts) >= PROGRESS_FROM
+        vectors = student.encode(texts, batch_size=batch_size, show_progress_bar=long)
     with atomic_path(out) as tmp, tmp.open("wb") as handle:
         np.save(handle, vectors)
     kind = "int8" if int8 else precision

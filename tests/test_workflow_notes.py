@@ -10,6 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
+from pipeline.embed_cmd import PROGRESS_FROM
+from tests.cli_helpers import refused
 from tests.serving_helpers import train_tiny_student
 from tests.stage2_helpers import make_tiny_shards, train_cli
 
@@ -61,3 +63,26 @@ def test_the_readme_eval_lines_land_where_report_looks(student_dir, tmp_path):
     invoke("eval", "sts", "--model", student, "--data", sts, "--out", runs / "eval")
     output = invoke("report", runs)
     assert "STS: sts Spearman" in output, output
+
+
+def test_embed_refuses_what_an_onnx_export_cannot_do(student_dir, tmp_path):
+    from stage2_train.onnx_export import export_onnx
+
+    export = tmp_path / "onnx"
+    export_onnx(student_dir, export)
+    text = tmp_path / "t.txt"
+    text.write_text("the cat\n", encoding="utf-8")
+    out = tmp_path / "v.npy"
+    refused(["embed", text, "--model", export, "--precision", "bf16", "--out", out],
+            "runs in float32", untouched=out)  # fmt: skip
+    refused(["embed", text, "--model", export, "--device", "cuda", "--out", out],
+            "runs in float32", untouched=out)  # fmt: skip
+    assert "(fp32)" in invoke("embed", text, "--model", export, "--out", out)
+
+
+def test_embed_shows_progress_on_long_input(student_dir, tmp_path):
+    text = tmp_path / "long.txt"
+    text.write_text("the cat runs\n" * PROGRESS_FROM, encoding="utf-8")
+    result = CliRunner().invoke(main, ["embed", str(text), "--model", str(student_dir)])
+    assert result.exit_code == 0, result.output
+    assert "encode:" in result.output
