@@ -27,6 +27,45 @@ _TEXT_TYPES = ("string", "large_string")
 _BATCH = 1000
 
 
+def dataset_builder(name: str, config: str | None = None) -> tuple[str, dict[str, Any]]:
+    """``load_dataset``'s first argument and keywords for a local file, a ``save_to_disk``
+    folder (``"save_to_disk"``) or a Hub name."""
+    path = Path(name)
+    if path.is_file():
+        builder = BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            known = ", ".join(sorted(BUILDERS))
+            raise PipelineError(f"{path}: not a dataset file (expected one of {known})")
+        return builder, {"data_files": str(path)}
+    if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+        return "save_to_disk", {}
+    return name, {"name": config}
+
+
+def stream_split(name: str, split: str, config: str | None = None) -> Any:
+    """One split of a dataset as an ``IterableDataset``; what cannot be read is one line."""
+    import datasets
+
+    builder, options = dataset_builder(name, config)
+    try:
+        if builder == "save_to_disk":
+            loaded = datasets.load_from_disk(name)
+            # a saved DatasetDict has named splits; a saved Dataset is one unnamed split
+            part = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+            return part.to_iterable_dataset()
+        return datasets.load_dataset(builder, split=split, streaming=True, **options)
+    except KeyError:
+        raise PipelineError(f"{name}: no split {split!r}") from None
+    except (
+        ValueError,
+        FileNotFoundError,
+        OSError,
+        datasets.exceptions.DatasetNotFoundError,
+    ) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PipelineError(f"{name}: cannot read split {split!r} ({first})") from None
+
+
 @dataclass(frozen=True)
 class DatasetCorpus:
     """One string column of one split of a dataset (a local path or a Hub name)."""
@@ -43,43 +82,12 @@ class DatasetCorpus:
                 "column": self.column, "builder": self._builder()[0], "source": source}  # fmt: skip
 
     def _builder(self) -> tuple[str, dict[str, Any]]:
-        """``load_dataset``'s first argument and keywords for this corpus."""
-        path = Path(self.name)
-        if path.is_file():
-            builder = BUILDERS.get(path.suffix.lower())
-            if builder is None:
-                known = ", ".join(sorted(BUILDERS))
-                raise PipelineError(f"{path}: not a dataset file (expected one of {known})")
-            return builder, {"data_files": str(path)}
-        if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
-            return "save_to_disk", {}
-        return self.name, {"name": self.config}
+        return dataset_builder(self.name, self.config)
 
     def _stream(self) -> Any:
         """The split as an ``IterableDataset`` of the one column, with its type checked."""
-        import datasets
 
-        builder, options = self._builder()
-        try:
-            if builder == "save_to_disk":
-                loaded = datasets.load_from_disk(self.name)
-                # a saved DatasetDict has named splits; a saved Dataset is one unnamed split
-                split = loaded[self.split] if isinstance(loaded, datasets.DatasetDict) else loaded
-                stream = split.to_iterable_dataset()
-            else:
-                stream = datasets.load_dataset(builder, split=self.split, streaming=True, **options)
-        except KeyError:
-            raise PipelineError(f"{self.name}: no split {self.split!r}") from None
-        except (
-            ValueError,
-            FileNotFoundError,
-            OSError,
-            datasets.exceptions.DatasetNotFoundError,
-        ) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PipelineError(
-                f"{self.name}: cannot read split {self.split!r} ({first})"
-            ) from None
+        stream = stream_split(self.name, self.split, self.config)
         self._check_column(stream.features)
         return stream.select_columns([self.column])
 

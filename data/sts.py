@@ -116,6 +116,47 @@ def read_sts(path: str | Path) -> StsPairs:
     return StsPairs(path, first, second, np.asarray(scores, dtype=np.float64))
 
 
+TSV_SUFFIXES = (".tsv", ".tsv.gz", ".txt", ".txt.gz")
+SCORE_COLUMNS = ("score", "label", "similarity_score")  # how STS datasets name the gold score
+
+
+def read_sts_source(spec: str | Path, split: str = "validation") -> StsPairs:
+    """STS pairs from a TSV file (``read_sts``) or any ``datasets`` source: a parquet, JSON
+    lines, CSV or Arrow file, a ``save_to_disk`` folder or a Hub name, with the columns
+    ``sentence1``, ``sentence2`` and a score (``score``, ``label`` or ``similarity_score``)."""
+    if str(spec).lower().endswith(TSV_SUFFIXES):
+        return read_sts(spec)
+    from data.dataset_corpus import stream_split
+
+    name = str(spec)
+    stream = stream_split(name, split)
+    rows = list(stream)
+    columns = set(rows[0]) if rows else set(stream.features or {})
+    score = next((c for c in SCORE_COLUMNS if c in columns), None)
+    missing = [c for c in ("sentence1", "sentence2") if c not in columns]
+    if missing or score is None:
+        raise PipelineError(
+            f"{name} ({split}): needs the columns sentence1, sentence2 and one of "
+            f"{'/'.join(SCORE_COLUMNS)}; found {sorted(columns)}"
+        )
+    first, second, scores = [], [], []
+    for number, row in enumerate(rows):
+        _check_row(f"{name} ({split}) row {number}", row, score)
+        first.append(row["sentence1"].strip())
+        second.append(row["sentence2"].strip())
+        scores.append(float(row[score]))
+    _require_correlatable(Path(name), scores)
+    return StsPairs(Path(name), first, second, np.asarray(scores, dtype=np.float64))
+
+
+def _check_row(where: str, row: dict, score: str) -> None:
+    if not isinstance(row["sentence1"], str) or not isinstance(row["sentence2"], str):
+        raise PipelineError(f"{where}: a sentence is not text")
+    value = row[score]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PipelineError(f"{where}: score {value!r} is not a number")
+
+
 def _require_correlatable(path: Path, scores: list[float]) -> None:
     """Refuse gold scores that no correlation can be computed on: fewer than two pairs, or one
     score for every pair (Pearson and Spearman are then undefined, not a low score)."""

@@ -55,21 +55,23 @@ def _load(specs: tuple[str, ...], device: str, batch_size: int, precision: str):
     "files",
     multiple=True,
     required=True,
-    type=click.Path(path_type=Path),
-    help="STS-B dev.tsv layout or sentence1<TAB>sentence2<TAB>score; repeatable.",
+    help="STS-B dev.tsv layout, sentence1<TAB>sentence2<TAB>score, or a `datasets` source "
+    "(parquet, JSON lines, CSV, save_to_disk folder, Hub name) with sentence1, sentence2 and "
+    "score/label columns; repeatable.",
 )
+@click.option("--split", default="validation", help="The split of a `datasets` --data.")
 @results_out_option
 @encode_batch_option
 @device_option
 @precision_option
-def sts_cmd(models, files, out, batch_size, device, precision) -> None:
+def sts_cmd(models, files, split, out, batch_size, device, precision) -> None:
     """Zero-shot cosine Pearson and Spearman (x100 in the table) on STS files."""
-    from data.sts import read_sts
+    from data.sts import read_sts_source
     from stage3_eval.results import check_results_folder, write_results
     from stage3_eval.sts import evaluate_sts, sts_results
 
     check_results_folder(out)  # fail on bad input before loading any model
-    datasets = [read_sts(f) for f in files]
+    datasets = [read_sts_source(f, split) for f in files]
     rows, entries = [], []
     for encoder in _load(models, device, batch_size, precision):
         for pairs in datasets:

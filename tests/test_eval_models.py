@@ -96,3 +96,48 @@ def test_an_onnx_export_cannot_be_fine_tuned_on_glue(export_dir, tmp_path):
 def test_bf16_is_refused_for_an_onnx_export(export_dir):
     with pytest.raises(PipelineError, match="float32"):
         load_encoder(str(export_dir), precision="bf16", require_precision=True)
+
+
+def write_pairs(tmp_path: Path, score_column: str = "score"):
+    import datasets
+
+    rows = {"sentence1": [a for a, _, _ in PAIRS], "sentence2": [b for _, b, _ in PAIRS]}
+    rows[score_column] = [s for _, _, s in PAIRS]
+    return datasets.Dataset.from_dict(rows)
+
+
+@pytest.mark.parametrize("form", ["parquet", "jsonl", "save_to_disk"])
+def test_eval_sts_reads_pairs_from_datasets_sources(form, student_dir, sts_file, tmp_path):
+    table = write_pairs(tmp_path, "label" if form == "jsonl" else "score")
+    source = tmp_path / f"pairs.{form}"
+    if form == "parquet":
+        table.to_parquet(str(source))
+    elif form == "jsonl":
+        table.to_json(str(source), lines=True)
+    else:
+        table.save_to_disk(str(source))
+    split = ["--split", "train"] if form != "save_to_disk" else []
+    argv = [
+        "eval",
+        "sts",
+        "--model",
+        student_dir,
+        "--data",
+        source,
+        *split,
+        "--out",
+        tmp_path / "d",
+    ]
+    result = CliRunner().invoke(main, [str(a) for a in argv])
+    assert result.exit_code == 0, result.output
+    entries = json.loads((tmp_path / "d" / "results.json").read_text())
+    from_dataset = next(e["value"] for e in entries if e["metric"] == "spearman")
+    assert from_dataset == pytest.approx(sts_spearman(student_dir, sts_file, tmp_path / "t"))
+
+
+def test_a_dataset_without_the_sts_columns_is_one_line(student_dir, tmp_path):
+    source = tmp_path / "pairs.parquet"
+    write_pairs(tmp_path, "rating").to_parquet(str(source))
+    argv = ["eval", "sts", "--model", student_dir, "--data", source, "--split", "train"]
+    wanted = "needs the columns sentence1, sentence2 and one of score/label"
+    refused([*argv, "--out", tmp_path / "o"], wanted)
