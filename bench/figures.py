@@ -148,6 +148,13 @@ FIGURES: dict[str, Figure] = {
     "train.teacher_sts": Figure("train_quality.json", "teacher_sts_b_dev_spearman", "{:.3f}"),
     "train.per_s": Figure("train_quality.json", "train_sentences_per_second", "{:,.0f}"),
     "train.threads": Figure("train_quality.json", "machine.threads", "{}"),
+    "train.parameters": Figure("train_quality.json", "parameters", "{:,}"),
+    "train.sts4": Figure("train_quality.json", "sts_b_dev_spearman", "{:.4f}"),
+    **{
+        f"train.curve.{i}.{field}": Figure("train_quality.json", f"curve.{i}.{field}", "{:.3f}")
+        for i in range(9)  # the nine evaluations of bench-full's 13,454 steps, every 1,500
+        for field in ("val_cosine", "sts_spearman")
+    },
     # student speed: bench/student_speed.py (rows: teachers first, then the student's precisions)
     "student_speed.fp32_per_s": Figure(
         "student_speed.json", f"{_STUDENT_FP32}.sentences_per_second", "{:,.0f}"
