@@ -76,6 +76,9 @@ def minutes(path: str) -> Getter:
     return lambda data: key(data, path) / 60
 
 
+GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli")
+
+
 def _glue_figures() -> dict[str, Figure]:
     """GLUE dev ×100: the default student against the same BiLSTM without distillation and with
     Tang et al.'s task-specific distillation (glue.json), and the MPNet student's
@@ -87,8 +90,17 @@ def _glue_figures() -> dict[str, Figure]:
     }
     for run in ("student", "scratch", "scratch+kd", "student+kd", "teacher"):
         figures[f"glue.mean.{run}"] = Figure("glue.json", f"mean_x100.{run}", "{:.1f}")
-        figures[f"glue.sst2.{run}"] = Figure("glue.json", f"scores_x100.{run}.sst2", "{:.1f}")
-        figures[f"glue.cola.{run}"] = Figure("glue.json", f"scores_x100.{run}.cola", "{:.1f}")
+        for task in GLUE_TASKS:
+            figures[f"glue.{task}.{run}"] = Figure(
+                "glue.json", f"scores_x100.{run}.{task}", "{:.1f}"
+            )
+            if run != "teacher":  # one seed: no spread
+                std = f"std_x100.{run}.{task}"
+                figures[f"glue.std.{task}.{run}"] = Figure("glue.json", std, "{:.1f}")
+    for task in GLUE_TASKS:
+        elmo = f"reference.ELMo.scores_x100.{task}"
+        figures[f"glue.{task}.elmo"] = Figure("glue.json", elmo, "{:.1f}")
+    figures["glue.wnli.majority"] = Figure("glue.json", "wnli_majority_class_x100", "{:.1f}")
     for run in ("student", "scratch"):
         figures[f"glue_mpnet.mean.{run}"] = Figure("glue_mpnet.json", f"mean_x100.{run}", "{:.1f}")
         figures[f"glue_mpnet.cola.{run}"] = Figure(
