@@ -112,6 +112,26 @@ def _glue_figures() -> dict[str, Figure]:
     return figures
 
 
+def _teachers_figures() -> dict[str, Figure]:
+    """docs/teachers.md's table: bench/teachers.py's five rows (MPNet teacher, its student and
+    the student in ONNX Runtime, MiniLM teacher, its student), on two threads and on one."""
+    figures: dict[str, Figure] = {}
+    for source in ("teachers.json", "teachers_threads1.json"):
+        prefix = source.removesuffix(".json")
+        for i in range(5):
+            row = f"{prefix}.row{i}"
+            per_s = "{:.1f}" if i == 0 else "{:,.0f}"
+            figures[f"{row}.per_s"] = Figure(source, f"rows.{i}.sentences_per_second", per_s)
+            figures[f"{row}.sts"] = Figure(source, f"rows.{i}.sts_b_dev_spearman", "{:.3f}")
+            if i in (1, 2, 4):
+                speedup = f"rows.{i}.speedup_vs_sentence_transformers_teacher"
+                figures[f"{row}.speedup"] = Figure(source, speedup, "{:.1f}×")
+            if i in (1, 4):
+                share = pct(f"rows.{i}.sts_share_of_teacher")
+                figures[f"{row}.sts_share"] = Figure(source, share, "{:.1f} %")
+    return figures
+
+
 # Row indices follow each benchmark's fixed row order (bench/student_speed.py, bench/teachers.py).
 _ST, _ONEDNN_FP32, _STUDENT_FP32, _STUDENT_INT8 = "rows.0", "rows.1", "rows.3", "rows.5"
 _MPNET, _MPNET_STUDENT, _MPNET_ONNX, _MINILM, _MINILM_STUDENT = (f"rows.{i}" for i in range(5))
@@ -221,6 +241,7 @@ FIGURES: dict[str, Figure] = {
         "{:.0f}×",
     ),
     **_glue_figures(),
+    **_teachers_figures(),
 }
 
 
