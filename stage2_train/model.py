@@ -39,45 +39,19 @@ from stage2_train.hub import (
     sentence_transformers_files,
 )
 from stage2_train.layout import CARD_FILE, CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE
+from stage2_train.tokenizer import load_tokenizer
 from stage2_train.vectors import SentenceEncoding
-
-FAST_TOKENIZER = "tokenizer.json"  # the fast tokenizer's one file, as transformers names it
-
-
-def load_tokenizer(directory: str | Path) -> Any:
-    """The teacher's tokenizer from a folder of tokenizer files (never the teacher model).
-
-    A damaged file is one line naming it: ``tokenizer.json`` is parsed on its own first, since
-    transformers reports its faults as bare ``KeyError``, ``TypeError`` or Rust ``Exception``.
-    """
-    from tokenizers import Tokenizer
-    from transformers import AutoTokenizer
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise PipelineError(f"{directory}: no tokenizer folder")
-    fast = directory / FAST_TOKENIZER
-    if fast.is_file():
-        try:
-            Tokenizer.from_file(str(fast))
-        except Exception as exc:  # tokenizers raises its Rust errors as plain Exception
-            raise PipelineError(f"{fast}: damaged tokenizer file ({_first_line(exc)})") from None
-    try:
-        return AutoTokenizer.from_pretrained(str(directory))
-    except Exception as exc:  # any type, from any tokenizer class transformers picks
-        raise PipelineError(f"{directory}: cannot load tokenizer ({_first_line(exc)})") from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def require_finite(path: Path, tensors: dict[str, torch.Tensor], fix: str) -> None:
     """Refuse weights holding NaN or infinity: every vector computed from them would be NaN,
-    and a NaN row written with exit 0 is a wrong answer."""
+    and a NaN row written with exit 0 is a wrong answer. A tensor's sum is finite when all its
+    values are (NaN and infinity propagate), so only a non-finite sum, rare, pays for the exact
+    element-wise test that tells a damaged weight from an overflowing sum."""
     for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if not tensor.is_floating_point() or bool(torch.isfinite(tensor.sum())):
+            continue
+        if not bool(torch.isfinite(tensor).all()):
             raise PipelineError(f"{path}: weight {name} holds NaN or infinite values; {fix}")
 
 

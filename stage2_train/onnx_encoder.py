@@ -125,7 +125,7 @@ class OnnxEncoder(SentenceEncoding):
     ) -> OnnxEncoder:
         """Open an export folder's float32 graph, or its int8 one; ``threads``: batches encoded
         side by side [default: as the torch student, ``inference_workers``]."""
-        from stage2_train.model import load_tokenizer
+        from stage2_train.tokenizer import load_tokenizer
 
         folder = Path(folder)
         if not is_onnx_export(folder):
