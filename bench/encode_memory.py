@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from bench.common import SHARED_DATA, write_result
+from data.precision import PRECISIONS
 
 
 def write_corpus(path: Path, count: int) -> None:
@@ -92,7 +93,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--shard-size", type=int, default=5000)
     parser.add_argument("--max-length", type=int, default=32)
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--sample-every", type=float, default=0.5)
     args = parser.parse_args()
     runs = []

@@ -25,7 +25,7 @@ import torch
 
 from bench.common import corpus_lines, write_result
 from bench.roofline import matmul_peak, roofline, teacher_flops
-from pipeline.runtime import cpu_has_native_bf16
+from data.precision import cpu_has_native_bf16
 from stage1_encode.encode import EncodeConfig, run_encode
 from stage1_encode.teacher import Teacher, embedded_teacher_path
 

@@ -126,8 +126,8 @@ def check_train(args: argparse.Namespace, work: Path) -> dict:
 
 def check_embed(args: argparse.Namespace, work: Path, lines: list[str]) -> dict:
     """Embed the corpus lines with the trained student on the device, as stage 3 does."""
+    from data.precision import resolve_precision
     from data.progress import encode_timed
-    from pipeline.runtime import resolve_precision
     from stage3_eval.encoders import load_encoder
 
     precision = resolve_precision("auto", torch.device(args.device), "student")

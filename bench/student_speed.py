@@ -28,9 +28,9 @@ import torch
 
 from bench.common import SHARED_DATA, corpus_lines, write_result
 from bench.roofline import bracketed, roofline, student_flops, teacher_flops
+from data.precision import cpu_has_native_bf16
 from data.progress import encode_timed
 from data.sts import read_sts, zero_shot
-from pipeline.runtime import cpu_has_native_bf16
 from stage2_train import Student
 from stage3_eval.encoders import student_precision
 

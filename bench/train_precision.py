@@ -22,7 +22,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import write_result
-from pipeline.runtime import cpu_has_native_bf16
+from data.precision import cpu_has_native_bf16
 
 
 def train_once(targets: Path, precision: str, steps: int, extra: list[str]) -> dict:

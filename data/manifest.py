@@ -8,7 +8,9 @@ exclusive lock (``locked``: ``init_manifest``, ``record_shard``), atomically.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,56 @@ from data.errors import PipelineError
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DTYPES = ("float16", "float32")  # how the teacher vectors may be stored
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherDescription:
+    """What identifies a teacher's vectors: the manifest's ``teacher`` record, typed.
+
+    The one list of the teacher's keys: the manifest's schema, the fields shards must agree on,
+    what ``--reuse`` compares and what rebuilds a saved GLUE teacher are all read from these
+    fields, so a new setting that changes the vectors is added here once. ``vocab_size`` and
+    ``precision`` are None for manifests written before they were recorded (and are then left
+    out of ``to_dict``, so such a manifest is written back unchanged).
+    """
+
+    name_or_path: str
+    weights_sha256: str
+    pooling: str = dataclasses.field(metadata={"rebuild": True})
+    normalize: bool = dataclasses.field(metadata={"rebuild": True})
+    max_length: int = dataclasses.field(metadata={"rebuild": True, "positive": True})
+    hidden_size: int = dataclasses.field(metadata={"positive": True})
+    vocab_size: int | None = dataclasses.field(default=None, metadata={"positive": True})
+    precision: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``teacher`` record (fields not recorded are left out)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> TeacherDescription:
+        """The description a checked manifest's ``teacher`` record holds (other keys ignored)."""
+        return cls(**{key: record[key] for key in TEACHER_KEYS if key in record})
+
+
+def _teacher_kinds(optional: bool) -> dict[str, type]:
+    """``teacher.KEY`` → its type, for the required (or the optional) fields."""
+    hints = typing.get_type_hints(TeacherDescription)
+    kinds = {}
+    for spec in dataclasses.fields(TeacherDescription):
+        if (spec.default is None) == optional:
+            hint = hints[spec.name]
+            kinds[f"teacher.{spec.name}"] = (typing.get_args(hint) or (hint,))[0]  # X | None: X
+    return kinds
+
+
+TEACHER_KEYS = tuple(spec.name for spec in dataclasses.fields(TeacherDescription))
+# Every teacher key but its path, which may differ between machines: its weights may not.
+TEACHER_VECTOR_KEYS = tuple(key for key in TEACHER_KEYS if key != "name_or_path")
+# The settings a saved teacher folder is rebuilt with (``Teacher(folder, **settings)``: GLUE).
+TEACHER_REBUILD_KEYS = tuple(
+    spec.name for spec in dataclasses.fields(TeacherDescription) if spec.metadata.get("rebuild")
+)
 
 # Keys of the manifest that must agree for two runs to write into the same directory.
 IDENTITY_KEYS = ("format_version", "teacher", "tokenizer", "corpus", "shard_size", "dtype", "dedup")
@@ -39,13 +91,7 @@ SHARD_ATTRS = (
 # manifests written before they were recorded; such directories stay readable without them).
 VECTOR_FIELDS = (
     "format_version",
-    "teacher.weights_sha256",
-    "teacher.pooling",
-    "teacher.normalize",
-    "teacher.max_length",
-    "teacher.hidden_size",
-    "teacher.vocab_size",
-    "teacher.precision",
+    *(f"teacher.{key}" for key in TEACHER_VECTOR_KEYS),
     "tokenizer.sha256",
     "dtype",
     "corpus.sha256",
@@ -56,12 +102,7 @@ VECTOR_FIELDS = (
 # What a manifest must hold, with its type; anything missing is refused in one line.
 REQUIRED = {
     "format_version": int,
-    "teacher.name_or_path": str,
-    "teacher.weights_sha256": str,
-    "teacher.hidden_size": int,
-    "teacher.pooling": str,
-    "teacher.normalize": bool,
-    "teacher.max_length": int,
+    **_teacher_kinds(optional=False),
     "corpus.paths": list,
     "corpus.sha256": str,
     "corpus.lines": int,
@@ -72,9 +113,16 @@ REQUIRED = {
     "shards": dict,
 }
 # Recorded by later versions only: checked for their type where present.
-OPTIONAL = {"teacher.vocab_size": int, "teacher.precision": str, "tokenizer.sha256": str}
+OPTIONAL = {**_teacher_kinds(optional=True), "tokenizer.sha256": str}
 # Sizes that index or allocate: a zero, negative or made-up one is refused before it is used.
-POSITIVE = ("teacher.hidden_size", "teacher.max_length", "teacher.vocab_size", "shard_size")
+POSITIVE = (
+    *(
+        f"teacher.{spec.name}"
+        for spec in dataclasses.fields(TeacherDescription)
+        if spec.metadata.get("positive")
+    ),
+    "shard_size",
+)
 MISSING = object()  # what field_value returns for an absent key
 
 

@@ -86,9 +86,9 @@ def encode_corpus(
 ) -> None:
     """Stage 1 into ``targets``, with the precision rules of ``pipeline encode``."""
     from data.corpus import resolve_corpus
-    from pipeline.encode_cmd import resumed_precision
-    from pipeline.runtime import resolve_device, resolve_precision
+    from pipeline.runtime import resolve_device
     from stage1_encode.encode import EncodeConfig, run_encode
+    from stage1_encode.precision import teacher_precision
     from stage1_encode.teacher import Teacher
 
     paths = [corpus] if isinstance(corpus, str | Path) else list(corpus)
@@ -98,11 +98,11 @@ def encode_corpus(
     if unknown := sorted(set(options) - config_names):
         raise PipelineError(f"distill: unknown encode option(s) {', '.join(unknown)}")
     where = resolve_device(device)
-    chosen = resumed_precision(targets, precision, bool(options.get("overwrite", False)))
+    resume = None if options.get("overwrite", False) else targets
     model = Teacher(
         teacher,
         device=where,
-        precision=resolve_precision(chosen, where, "teacher"),
+        precision=teacher_precision(precision, where, resume),
         require_precision=precision != "auto",
         **teacher_options,
     )
@@ -120,7 +120,8 @@ def train_student(
     run_options: dict[str, Any],
 ) -> None:
     """Stage 2 from ``targets`` into ``out``, as ``pipeline train`` builds its configuration."""
-    from pipeline.runtime import resolve_device, resolve_precision
+    from data.precision import resolve_precision
+    from pipeline.runtime import resolve_device
     from stage2_train.config import StudentConfig, TrainConfig
     from stage2_train.train import train
 

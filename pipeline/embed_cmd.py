@@ -8,8 +8,9 @@ import click
 
 from data.errors import PipelineError
 from data.files import atomic_path, require_free_space
+from data.precision import resolve_precision
 from pipeline.options import device_option, encode_batch_option, precision_option
-from pipeline.runtime import resolve_device, resolve_precision
+from pipeline.runtime import resolve_device
 
 NPY_HEADER = 4096  # room for a .npy header, which takes a few hundred bytes
 PROGRESS_FROM = 10_000  # texts: below this the whole call takes about a second

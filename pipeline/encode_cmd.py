@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
-from data.manifest import DTYPES, MANIFEST, read_manifest
+from data.manifest import DTYPES
 from pipeline.options import config_defaults, device_option, precision_option
-from pipeline.runtime import array_task, resolve_device, resolve_precision
+from pipeline.runtime import array_task, resolve_device
 from stage1_encode.encode import EncodeConfig
+from stage1_encode.precision import teacher_precision
 from stage1_encode.teacher import MAX_LENGTH, POOLINGS
 
 ENCODE = config_defaults(EncodeConfig)
@@ -118,9 +119,7 @@ def encode(
         max_length=max_length,
         device=device,
         trust_remote_code=trust_remote_code,
-        precision=resolve_precision(
-            resumed_precision(out, precision, overwrite), device, "teacher"
-        ),
+        precision=teacher_precision(precision, device, None if overwrite else out),
         require_precision=precision != "auto",
     )
     cfg = EncodeConfig(
@@ -141,18 +140,3 @@ def encode(
         f"{model.precision}); "
         f"{len(summary.written)} shard(s) written, {len(summary.skipped)} already complete -> {out}"
     )
-
-
-def resumed_precision(out: Path, choice: str, overwrite: bool) -> str:
-    """``--precision auto`` continues in the precision ``out``'s shards were encoded in.
-
-    Vectors of two precisions never share a directory, so resuming an fp32 encode on a CPU where
-    ``auto`` means bf16 would otherwise be refused; an explicit choice is kept (and checked).
-    """
-    if choice != "auto" or overwrite or not (Path(out) / MANIFEST).is_file():
-        return choice
-    try:
-        recorded = read_manifest(Path(out)).get("teacher", {}).get("precision")
-    except PipelineError:
-        return choice  # run_encode reports the damaged manifest
-    return recorded if recorded in ("fp32", "bf16") else choice

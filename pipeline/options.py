@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from pipeline.runtime import DEVICES, PRECISIONS
+from data.precision import PRECISIONS
+from pipeline.runtime import DEVICES
 from stage2_train.config import INFERENCE
 from stage3_eval.encoders import Encoder
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
 import torch
 
 from data.errors import PipelineError
+from data.precision import resolve_precision
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16")
-_NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
-# Whether bf16 measured faster than float32 on a native-bf16 CPU, per model kind
-# (docs/encode.md and docs/student.md have the measurements); it decides ``--precision auto``.
-BF16_PAYS_ON_CPU = {"teacher": True, "student": False}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -27,49 +22,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU multiplies bfloat16 in hardware (x86 ``avx512_bf16`` or ``amx_bf16``).
-
-    oneDNN also runs bf16 on plain AVX-512 CPUs by converting to float32, which is slower than
-    float32 itself, so only the CPU's own flags count. Read from /proc/cpuinfo: where there is
-    none (not Linux), the answer is no.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return bool(_NATIVE_BF16_FLAGS & set(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return False
-
-
-def resolve_precision(choice: str, device: torch.device, kind: str) -> str:
-    """``fp32`` or ``bf16`` for a ``--precision`` choice, running a ``kind`` model on ``device``.
-
-    ``auto`` is bf16 on a GPU with bf16, and on a CPU with native bf16 where that kind of model
-    measured faster in bf16 (``BF16_PAYS_ON_CPU``); else fp32. ``bf16`` on hardware without it
-    is refused rather than emulated slowly.
-    """
-    on_gpu = device.type == "cuda"
-    native = torch.cuda.is_bf16_supported() if on_gpu else cpu_has_native_bf16()
-    if choice == "auto":
-        pays = on_gpu or BF16_PAYS_ON_CPU[kind]
-        return "bf16" if native and pays else "fp32"
-    if choice == "bf16" and not native:
-        where = "GPU" if on_gpu else "CPU (no avx512_bf16 or amx_bf16 flag)"
-        raise PipelineError(f"--precision bf16: this {where} has no native bfloat16; use fp32")
-    return choice
-
-
 def load_encoder_as(spec: str, device: str, batch_size: int, precision: str) -> Any:
     """Stage 3's ``load_encoder`` with the CLI's ``--device`` and ``--precision`` resolved."""
+    from stage1_encode.precision import teacher_precision
     from stage3_eval.encoders import STUDENT, load_encoder, model_kind
 
     where = resolve_device(device)
-    kind = "student" if model_kind(spec) == STUDENT else "teacher"
-    chosen = resolve_precision(precision, where, kind)
+    if model_kind(spec) == STUDENT:
+        chosen = resolve_precision(precision, where, "student")
+    else:
+        chosen = teacher_precision(precision, where)
     return load_encoder(
         spec,
         device=str(where),

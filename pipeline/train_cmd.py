@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
+from data.precision import RUN_PRECISIONS, resolve_precision
 from pipeline.options import FiniteRange, config_defaults, device_option, first_shards_option
-from pipeline.runtime import resolve_device, resolve_precision
+from pipeline.runtime import resolve_device
 from stage2_train.config import CONNECTIONS, HEADS, POOLINGS, StudentConfig
 from stage2_train.train import TrainConfig
 
@@ -123,7 +124,7 @@ STUDENT = config_defaults(StudentConfig)
 @device_option
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16"]),
+    type=click.Choice(RUN_PRECISIONS),
     default=TRAIN["precision"],
     help="bf16: forward pass under bf16 autocast (weights, optimizer and loss stay float32); "
     "needs native bf16. See docs/student.md for the measured trade.",

@@ -114,7 +114,7 @@ def run_encode(
     total = shard_count(lines, cfg.shard_size)
     manifest = {
         "format_version": FORMAT_VERSION,
-        "teacher": teacher.describe(),
+        "teacher": teacher.description().to_dict(),
         "tokenizer": {
             "dir": shards.TOKENIZER_DIR,
             "class": type(teacher.tokenizer).__name__,

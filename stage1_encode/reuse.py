@@ -16,12 +16,8 @@ import h5py
 import numpy as np
 
 from data.errors import PipelineError
-from data.manifest import read_manifest
+from data.manifest import TEACHER_VECTOR_KEYS, TeacherDescription, read_manifest
 from data.shards import ShardStore
-
-# Settings of the two encodings that must be equal for a stored vector to be the one the
-# teacher would give now (the teacher's path may differ between machines; its weights may not).
-SAME_TEACHER = ("weights_sha256", "hidden_size", "pooling", "max_length", "normalize", "precision")
 
 
 class ReusedVectors:
@@ -93,12 +89,17 @@ def text_key(raw: bytes) -> int:
 
 
 def check_compatible(directory: Path, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
-    """Refuse, naming the setting, when ``directory``'s vectors are not what this run computes."""
-    for key in SAME_TEACHER:
-        if theirs["teacher"].get(key) != ours["teacher"].get(key):
+    """Refuse, naming the setting, when ``directory``'s vectors are not what this run computes.
+
+    Every teacher setting that changes a vector must be equal (``TEACHER_VECTOR_KEYS``: all but
+    the teacher's path, which may differ between machines; its weights may not).
+    """
+    there, here = (TeacherDescription.from_dict(m["teacher"]) for m in (theirs, ours))
+    for key in TEACHER_VECTOR_KEYS:
+        if getattr(there, key) != getattr(here, key):
             raise PipelineError(
-                f"--reuse {directory}: teacher {key} is {theirs['teacher'].get(key)!r} there, "
-                f"{ours['teacher'].get(key)!r} here; its vectors cannot stand in for this run's"
+                f"--reuse {directory}: teacher {key} is {getattr(there, key)!r} there, "
+                f"{getattr(here, key)!r} here; its vectors cannot stand in for this run's"
             )
     for label, there, here in (
         ("tokenizer", theirs.get("tokenizer", {}).get("sha256"), ours["tokenizer"]["sha256"]),

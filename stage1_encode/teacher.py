@@ -26,6 +26,7 @@ from data.batching import pad_batch, token_budget_batches
 from data.cpus import encode_workers, map_batches
 from data.errors import PipelineError
 from data.files import sha256_file
+from data.manifest import TeacherDescription
 from stage1_encode import families
 from stage1_encode.onednn import pack_linears, to_bfloat16
 
@@ -117,7 +118,7 @@ class Teacher(torch.nn.Module):
         max_length: int = MAX_LENGTH,
         device: torch.device | str = "cpu",
         trust_remote_code: bool = False,
-        precision: str | None = None,
+        precision: str = "fp32",
         require_precision: bool = False,
     ):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -157,8 +158,9 @@ class Teacher(torch.nn.Module):
         self._folder = folder if is_local else None
         self._bf16_cast = False  # set once pack_for_inference has cast the CPU model to bf16
         self._weights_digest: str | None = None
-        # fp32 or bf16 (autocast on a GPU; bf16 products on the CPU once packed for inference).
-        self.precision = precision or ("bf16" if self.device.type == "cuda" else "fp32")
+        # fp32 or bf16 (autocast on a GPU; bf16 products on the CPU once packed for inference),
+        # as the caller decided it (stage 1's policy: ``precision.teacher_precision``).
+        self.precision = precision
         # Asked for explicitly: a CPU bf16 model failing its probe is an error, not a fallback.
         self.require_precision = require_precision
 
@@ -202,18 +204,18 @@ class Teacher(torch.nn.Module):
                     return Path(cached)
         return None
 
-    def describe(self) -> dict[str, Any]:
+    def description(self) -> TeacherDescription:
         """The teacher's provenance, as recorded in the shard manifest."""
-        return {
-            "name_or_path": self.name_or_path,
-            "weights_sha256": self.weights_sha256(),
-            "hidden_size": self.hidden_size,
-            "pooling": self.pooling,
-            "max_length": self.max_length,
-            "normalize": self.normalize,
-            "vocab_size": int(self.model.get_input_embeddings().weight.shape[0]),
-            "precision": self.precision,
-        }
+        return TeacherDescription(
+            name_or_path=self.name_or_path,
+            weights_sha256=self.weights_sha256(),
+            hidden_size=self.hidden_size,
+            pooling=self.pooling,
+            max_length=self.max_length,
+            normalize=self.normalize,
+            vocab_size=int(self.model.get_input_embeddings().weight.shape[0]),
+            precision=self.precision,
+        )
 
     def pack_for_inference(self) -> int:
         """Lay the CPU weights out for oneDNN (see ``onednn.py``); return how many layers.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from data.manifest import TeacherDescription
 from stage2_train.hub import MODEL_ID_PLACEHOLDER
 
 WU_2020_BIBTEX = """@inproceedings{wu2020towards,
@@ -114,14 +115,7 @@ def _architecture(config: dict[str, Any], summary: dict[str, Any]) -> list[str]:
 
 
 def _provenance(config: dict[str, Any], summary: dict[str, Any]) -> list[str]:
-    teacher = config.get("teacher", {})
-    lines = [
-        "## Teacher and data",
-        "",
-        f"- teacher: `{teacher.get('name_or_path', 'n/a')}` (weights sha256 "
-        f"`{str(teacher.get('weights_sha256', 'n/a'))[:16]}…`, {teacher.get('pooling', '?')} "
-        f"pooling, normalize={teacher.get('normalize', '?')})",
-    ]
+    lines = ["## Teacher and data", "", _teacher_line(config.get("teacher") or {})]
     if summary:
         lines.append(
             f"- corpus: {summary.get('corpus_rows', 'n/a')} texts in "
@@ -130,6 +124,19 @@ def _provenance(config: dict[str, Any], summary: dict[str, Any]) -> list[str]:
             f"{summary.get('validation_rows', 'n/a')} held out for validation"
         )
     return [*lines, ""]
+
+
+def _teacher_line(record: dict[str, Any]) -> str:
+    """The card's teacher: the shard manifest's record, which training copies into the config
+    (a config built by hand, without one, says n/a)."""
+    try:
+        teacher = TeacherDescription.from_dict(record)
+    except TypeError:
+        return "- teacher: n/a"
+    return (
+        f"- teacher: `{teacher.name_or_path}` (weights sha256 `{teacher.weights_sha256[:16]}…`, "
+        f"{teacher.pooling} pooling, normalize={teacher.normalize})"
+    )
 
 
 def _training(summary: dict[str, Any]) -> list[str]:

@@ -52,7 +52,7 @@ def test_vectors_equal_sentence_transformers(
     tmp_path, corpus_dir, embedded_teacher_dir, precision
 ) -> None:
     """float32 equals sentence-transformers to 1e-5; bf16 keeps every cosine to it >= 0.9999."""
-    from pipeline.runtime import cpu_has_native_bf16
+    from data.precision import cpu_has_native_bf16
 
     if precision == "bf16" and not cpu_has_native_bf16():
         pytest.skip("this CPU has no native bfloat16")

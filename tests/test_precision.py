@@ -10,25 +10,25 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pipeline import runtime
+from data import precision as data_precision
 from pipeline.cli import main
 from stage1_encode.teacher import Teacher
 from tests.cli_helpers import refused
 
 needs_bf16 = pytest.mark.skipif(
-    not runtime.cpu_has_native_bf16(), reason="this CPU has no native bfloat16"
+    not data_precision.cpu_has_native_bf16(), reason="this CPU has no native bfloat16"
 )
 CPU = torch.device("cpu")
 
 
 @pytest.fixture
 def no_bf16(monkeypatch) -> None:
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(data_precision, "cpu_has_native_bf16", lambda: False)
 
 
 @pytest.fixture
 def has_bf16(monkeypatch) -> None:
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(data_precision, "cpu_has_native_bf16", lambda: True)
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -36,24 +36,24 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_auto_follows_the_hardware_and_the_measured_gain(has_bf16) -> None:
-    assert runtime.resolve_precision("auto", CPU, "teacher") == "bf16"
-    assert runtime.resolve_precision("auto", CPU, "student") == (
-        "bf16" if runtime.BF16_PAYS_ON_CPU["student"] else "fp32"
+    assert data_precision.resolve_precision("auto", CPU, "teacher") == "bf16"
+    assert data_precision.resolve_precision("auto", CPU, "student") == (
+        "bf16" if data_precision.BF16_PAYS_ON_CPU["student"] else "fp32"
     )
-    assert runtime.resolve_precision("fp32", CPU, "teacher") == "fp32"
-    assert runtime.resolve_precision("bf16", CPU, "student") == "bf16"
+    assert data_precision.resolve_precision("fp32", CPU, "teacher") == "fp32"
+    assert data_precision.resolve_precision("bf16", CPU, "student") == "bf16"
 
 
 def test_auto_is_fp32_without_native_bf16(no_bf16) -> None:
-    assert runtime.resolve_precision("auto", CPU, "teacher") == "fp32"
+    assert data_precision.resolve_precision("auto", CPU, "teacher") == "fp32"
 
 
 def test_cpu_flags_are_read() -> None:
-    runtime.cpu_has_native_bf16.cache_clear()
+    data_precision.cpu_has_native_bf16.cache_clear()
     info = Path("/proc/cpuinfo")
     flags = info.read_text() if info.is_file() else ""
     want = "avx512_bf16" in flags or "amx_bf16" in flags
-    assert runtime.cpu_has_native_bf16() is want
+    assert data_precision.cpu_has_native_bf16() is want
 
 
 def test_encode_bf16_refused_without_native_bf16(no_bf16, tmp_path, tiny_corpus, tiny_teacher_dir):
@@ -156,3 +156,13 @@ def test_train_bf16_autocast_trains_float32_weights(tmp_path, tiny_teacher_dir) 
         assert all(t.dtype == torch.float32 for t in weights.values())
     assert np.isfinite(scores["bf16"]) and scores["bf16"] != scores["fp32"]
     assert abs(scores["bf16"] - scores["fp32"]) < 0.05
+
+
+def test_stage1_policy_reads_the_resumed_directory(has_bf16, tmp_path) -> None:
+    """``auto`` follows the hardware unless a readable manifest records a precision."""
+    from stage1_encode.precision import teacher_precision
+
+    assert teacher_precision("auto", CPU) == "bf16"
+    (tmp_path / "manifest.json").write_text("{not json", encoding="utf-8")
+    assert teacher_precision("auto", CPU, tmp_path) == "bf16"  # run_encode reports it
+    assert teacher_precision("fp32", CPU, tmp_path) == "fp32"

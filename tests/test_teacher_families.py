@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import torch
 
+from data import precision as data_precision
 from data import shards
-from pipeline import runtime
 from stage1_encode import teacher as teacher_module
 from stage1_encode.onednn import to_bfloat16
 from stage1_encode.teacher import Teacher
@@ -227,7 +227,7 @@ def lively_dir(request, tmp_path_factory) -> tuple[Family, Path]:
 @pytest.fixture
 def has_bf16(monkeypatch) -> None:
     """Let ``--precision bf16`` run whatever this CPU's flags (oneDNN emulates it if need be)."""
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(data_precision, "cpu_has_native_bf16", lambda: True)
 
 
 @pytest.fixture(scope="module")

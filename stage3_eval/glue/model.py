@@ -20,12 +20,12 @@ from torch import nn
 from data import files
 from data.batching import pad_batch
 from data.errors import PipelineError
+from data.manifest import TEACHER_REBUILD_KEYS
 
 # A fine-tuned folder: the encoder (a student directory or a Hugging Face model), the head's
 # weights, and glue.json (task, encoder kind, head shape), written last.
 HEAD_FILE = "head.safetensors"
 META_FILE = "glue.json"
-TEACHER_ARGS = ("pooling", "normalize", "max_length")  # how a saved teacher encoder rebuilds
 ENCODER_DIR = "encoder"
 HEAD_HIDDEN = 512  # units of the head's hidden layer
 HEAD_DROPOUT = 0.1
@@ -136,7 +136,7 @@ def save_finetuned(model: GlueModel, folder: Path, meta: dict[str, Any]) -> None
     with files.atomic_path(folder / ENCODER_DIR) as tmp:
         if kind == "teacher":
             files.save_pretrained(tmp, encoder.model, encoder.tokenizer)
-            encoder_meta = {key: getattr(encoder, key) for key in TEACHER_ARGS}
+            encoder_meta = {key: getattr(encoder, key) for key in TEACHER_REBUILD_KEYS}
         else:
             encoder.save_pretrained(tmp)
     head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
@@ -156,7 +156,7 @@ def read_finetuned_meta(folder: Path) -> dict[str, Any]:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         encoder, outputs = meta["encoder"], meta["head"]["num_outputs"]
-        needed = TEACHER_ARGS if encoder["kind"] == "teacher" else ()
+        needed = TEACHER_REBUILD_KEYS if encoder["kind"] == "teacher" else ()
         missing = [key for key in needed if key not in encoder]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise PipelineError(f"{meta_path}: corrupt ({type(exc).__name__}: {exc})") from None
@@ -170,7 +170,9 @@ def load_finetuned(folder: Path, device: torch.device | str = "cpu") -> tuple[Gl
     """A model written by :func:`save_finetuned`, in eval mode, and its metadata."""
     meta = read_finetuned_meta(folder)
     spec, head_args = meta["encoder"], meta["head"]
-    teacher_args = {key: spec[key] for key in TEACHER_ARGS} if spec["kind"] == "teacher" else None
+    teacher_args = (
+        {key: spec[key] for key in TEACHER_REBUILD_KEYS} if spec["kind"] == "teacher" else None
+    )
     if teacher_args is not None:
         from stage1_encode.teacher import Teacher
 
