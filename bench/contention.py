@@ -126,7 +126,9 @@ def build_paths(args: argparse.Namespace, tmp: Path) -> dict[str, Path_]:
 def _summary(run: Path) -> dict:
     import json
 
-    return json.loads((run / "config.json").read_text(encoding="utf-8"))["training"]
+    from stage2_train.layout import CONFIG_FILE
+
+    return json.loads((run / CONFIG_FILE).read_text(encoding="utf-8"))["training"]
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ import torch
 
 from bench.common import corpus_lines, write_result
 from bench.roofline import matmul_peak, roofline, teacher_flops
+from data.batching import MAX_LENGTH, TEACHER_MAX_TOKENS
 from data.precision import cpu_has_native_bf16
 from stage1_encode.encode import EncodeConfig, run_encode
 from stage1_encode.teacher import Teacher, embedded_teacher_path
@@ -65,7 +66,7 @@ def time_naive(lines: list[str]) -> float:
             lines[i : i + 64],
             padding="max_length",
             truncation=True,
-            max_length=128,
+            max_length=MAX_LENGTH,
             return_tensors="pt",
         )
         hidden = model(**batch).last_hidden_state
@@ -95,7 +96,7 @@ def forward_flops(lines: list[str]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=5000)
-    parser.add_argument("--max-tokens", type=int, default=8192)
+    parser.add_argument("--max-tokens", type=int, default=TEACHER_MAX_TOKENS)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-naive", action="store_true", help="Skip the naive HF loop.")
     args = parser.parse_args()

@@ -41,6 +41,7 @@ import torch
 
 from bench.common import RESULTS, SHARED_DATA, corpus_lines, write_result
 from bench.roofline import matmul_peak, roofline, student_flops, teacher_flops
+from stage2_train.layout import METRICS
 
 MIN_COSINE = 0.999
 
@@ -110,7 +111,7 @@ def check_train(args: argparse.Namespace, work: Path) -> dict:
         "--max-steps", args.steps, "--val-every", args.steps, "--checkpoint-every", args.steps,
         "--hidden-size", args.hidden_size, "--batch-size", args.batch_size, "--no-progress",
     )  # fmt: skip
-    records = [json.loads(line) for line in (student / "metrics.jsonl").open()]
+    records = [json.loads(line) for line in (student / METRICS).open()]
     losses = [r["loss"] for r in records if "loss" in r]
     rates = [r["sentences_per_s"] for r in records if "sentences_per_s" in r]
     finite = bool(losses) and all(math.isfinite(x) for x in losses)

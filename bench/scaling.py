@@ -32,7 +32,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.ablation import SHAPE, finished, probe, validation_cosines
+from bench.ablation import PROBE_TASKS, SHAPE, finished, probe, validation_cosines
 from bench.ablation_select import summarise
 from bench.common import RESULTS, ROOT, SHARED_DATA, run_pipeline, write_result
 from bench.encode_memory import run_child
@@ -41,7 +41,7 @@ from bench.train_quality import TEACHER_STS_B_DEV
 from data.files import write_text
 from data.manifest import read_manifest
 from stage2_train import Student
-from stage2_train.layout import CONFIG_FILE
+from stage2_train.layout import CONFIG_FILE, METRICS
 
 DEFAULT_STEPS = 13_454  # make bench-full's STUDENT_STEPS
 COMMON_SHARDS = 17  # the 170k prefix: its held-out rows are every point's validation rows
@@ -150,13 +150,13 @@ def train_peak_rss(args: argparse.Namespace, point: Point) -> float | None:
 
 
 def data_wait_share(student: Path) -> float | None:
-    records = [json.loads(x) for x in (student / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(x) for x in (student / METRICS).read_text().splitlines()]
     waits = [r["data_wait_share"] for r in records if "data_wait_share" in r]
     return sum(waits) / len(waits) if waits else None
 
 
 def curve(student: Path) -> list[dict[str, Any]]:
-    records = [json.loads(x) for x in (student / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(x) for x in (student / METRICS).read_text().splitlines()]
     keys = ("step", "val_cosine", "sts_spearman")
     return [{k: r.get(k) for k in keys} for r in records if "val_cosine" in r]
 
@@ -195,7 +195,7 @@ def parse_args() -> argparse.Namespace:
     add("--sts-dev", type=Path, default=SHARED_DATA / "glue" / "STS-B" / "dev.tsv")
     add("--teacher-sts", type=float, default=TEACHER_STS_B_DEV)
     add("--glue-dir", type=Path, default=SHARED_DATA / "glue")
-    add("--tasks", default="sst2,cola,mrpc,rte", help="Frozen-probe GLUE tasks.")
+    add("--tasks", default=PROBE_TASKS, help="Frozen-probe GLUE tasks.")
     add("--seeds", type=int, default=3)
     add("--train-only", action="store_true", help="Train the points, measure nothing yet.")
     add("--skip-probes", action="store_true", help="Leave the GLUE probes for a later run.")

@@ -154,11 +154,12 @@ def student_row(
     from bench.student_speed import spearman
     from data.shards import ShardStore
     from stage2_train import Student
+    from stage2_train.layout import CONFIG_FILE
     from stage3_eval.encoders import load_encoder
     from stage3_eval.probe import held_out_rows, resolve_fraction, run_probe
 
     student = Student.from_pretrained(student_dir)
-    summary = json.loads((student_dir / "config.json").read_text(encoding="utf-8"))["training"]
+    summary = json.loads((student_dir / CONFIG_FILE).read_text(encoding="utf-8"))["training"]
     rate = sentences_per_second(student.encode, lines)
     sts = spearman(student.encode, pairs)
     encoder = load_encoder(str(student_dir))

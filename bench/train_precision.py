@@ -23,6 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import write_result
 from data.precision import cpu_has_native_bf16
+from stage2_train.layout import METRICS
 
 
 def train_once(targets: Path, precision: str, steps: int, extra: list[str]) -> dict:
@@ -35,7 +36,7 @@ def train_once(targets: Path, precision: str, steps: int, extra: list[str]) -> d
             str(steps), "--precision", precision, "--no-progress", *extra,
         ]  # fmt: skip
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        records = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+        records = [json.loads(line) for line in (out / METRICS).open()]
     rates = [r["sentences_per_s"] for r in records if "sentences_per_s" in r]
     final = [r for r in records if "val_cosine" in r][-1]
     return {

@@ -11,6 +11,14 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+# Tokens per text by default, for every model the pipeline runs (teacher, student, GLUE
+# encoders); longer texts are truncated. A student takes the one its shards' manifest records.
+MAX_LENGTH = 128
+# Padded tokens per batch (rows x longest row): a transformer (the teacher, GLUE prediction) and
+# the far cheaper BiLSTM student, in training and in ``encode``.
+TEACHER_MAX_TOKENS = 8192
+STUDENT_MAX_TOKENS = 16384
+
 
 def token_budget_batches(
     lengths: Sequence[int], max_tokens: int, max_rows: int = 512

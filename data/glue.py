@@ -56,6 +56,9 @@ class GlueTask:
     hf_text: tuple[str, ...]
     evals: tuple[EvalSplit, ...]
     tests: tuple[EvalSplit, ...]
+    # Fine-tuning passes over the train set unless --epochs says otherwise: fewer over the four
+    # large sets keep a CPU run affordable.
+    epochs: int
 
     @property
     def is_regression(self) -> bool:
@@ -79,6 +82,7 @@ def _task(
     label,
     hf_text,
     *,
+    epochs: int,
     test_index="index",
     labelled: Layout | None = None,
 ) -> GlueTask:
@@ -93,6 +97,7 @@ def _task(
         hf_text=hf_text,
         evals=(EvalSplit(name, "dev", "validation"),),
         tests=(EvalSplit(name, "test", "test", f"{folder}.tsv"),),
+        epochs=epochs,
     )
 
 
@@ -111,9 +116,19 @@ TASKS: dict[str, GlueTask] = {
             ("sentence",),
             None,
             ("sentence",),
+            epochs=4,
             labelled=Layout(False, (3,), label=1, columns=4),
         ),
-        _task("sst2", "SST-2", _BINARY, ("accuracy",), ("sentence",), "label", ("sentence",)),
+        _task(
+            "sst2",
+            "SST-2",
+            _BINARY,
+            ("accuracy",),
+            ("sentence",),
+            "label",
+            ("sentence",),
+            epochs=2,
+        ),
         _task(
             "mrpc",
             "MRPC",
@@ -122,8 +137,9 @@ TASKS: dict[str, GlueTask] = {
             ("#1 String", "#2 String"),
             "Quality",
             _PAIR,
+            epochs=4,
         ),
-        _task("stsb", "STS-B", (), ("pearson", "spearman"), _PAIR, "score", _PAIR),
+        _task("stsb", "STS-B", (), ("pearson", "spearman"), _PAIR, "score", _PAIR, epochs=4),
         _task(
             "qqp",
             "QQP",
@@ -132,6 +148,7 @@ TASKS: dict[str, GlueTask] = {
             ("question1", "question2"),
             "is_duplicate",
             ("question1", "question2"),
+            epochs=2,
             test_index="id",
         ),
         GlueTask(
@@ -150,6 +167,7 @@ TASKS: dict[str, GlueTask] = {
                 EvalSplit("mnli-m", "test_matched", "test_matched", "MNLI-m.tsv"),
                 EvalSplit("mnli-mm", "test_mismatched", "test_mismatched", "MNLI-mm.tsv"),
             ),
+            epochs=2,
         ),
         _task(
             "qnli",
@@ -159,10 +177,11 @@ TASKS: dict[str, GlueTask] = {
             ("question", "sentence"),
             "label",
             ("question", "sentence"),
+            epochs=2,
         ),
-        _task("rte", "RTE", _ENTAIL, ("accuracy",), _PAIR, "label", _PAIR),
+        _task("rte", "RTE", _ENTAIL, ("accuracy",), _PAIR, "label", _PAIR, epochs=4),
         # WNLI's files say 1 for entailment; the hub names id 0 "not_entailment", so ids agree.
-        _task("wnli", "WNLI", _BINARY, ("accuracy",), _PAIR, "label", _PAIR),
+        _task("wnli", "WNLI", _BINARY, ("accuracy",), _PAIR, "label", _PAIR, epochs=3),
     )
 }
 _ALIASES = {alias: t.name for t in TASKS.values() for alias in (t.folder.lower(), t.name)}

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 import torch
 
-from data.batching import length_grouped, pad_batch, token_budget_batches
+from data.batching import STUDENT_MAX_TOKENS, length_grouped, pad_batch, token_budget_batches
 from data.errors import PipelineError
 from data.shards import ShardData, ShardStore, check_finite, is_validation, read_shard
 
@@ -121,7 +121,7 @@ def plan_epoch(
     rank: int = 0,
     world: int = 1,
     batch_size: int = 128,
-    max_tokens: int = 16384,
+    max_tokens: int = STUDENT_MAX_TOKENS,
     window_shards: int = 2,
     chunk_rows: int = 4096,
 ) -> list[np.ndarray]:

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from data.batching import MAX_LENGTH
 from data.errors import PipelineError
 from data.manifest import DTYPES
-from pipeline.options import config_defaults, device_option, precision_option
+from pipeline.options import MAX_LENGTH_LIMIT, config_defaults, device_option, precision_option
 from pipeline.runtime import array_task, resolve_device
 from stage1_encode.encode import EncodeConfig
 from stage1_encode.precision import teacher_precision
-from stage1_encode.teacher import MAX_LENGTH, POOLINGS
+from stage1_encode.teacher import TEACHER_POOLINGS
 
 ENCODE = config_defaults(EncodeConfig)
 
@@ -32,7 +33,7 @@ ENCODE = config_defaults(EncodeConfig)
 @click.option("--teacher", default=None, help="HF name or folder [default: embedded MiniLM-L6]")
 @click.option(
     "--pooling",
-    type=click.Choice(POOLINGS),
+    type=click.Choice(TEACHER_POOLINGS),
     default=None,
     help="Sentence pooling [default: as the teacher declares, else mean]",
 )
@@ -40,7 +41,10 @@ ENCODE = config_defaults(EncodeConfig)
     "--normalize/--no-normalize", default=None, help="L2-normalise [default: as declared]"
 )
 @click.option(
-    "--max-length", default=MAX_LENGTH, type=click.IntRange(8, 8192), help="Tokens per text."
+    "--max-length",
+    default=MAX_LENGTH,
+    type=click.IntRange(8, MAX_LENGTH_LIMIT),
+    help="Tokens per text.",
 )
 @click.option(
     "--max-tokens",

@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from data.errors import PipelineError
+from data.glue import TASKS
 from pipeline.options import (
+    MAX_LENGTH_LIMIT,
     FiniteRange,
     config_defaults,
     device_option,
@@ -172,7 +174,7 @@ def probe_cmd(
 @click.option(
     "--tasks",
     default="all",
-    help="'all' or a comma list: cola,sst2,mrpc,stsb,qqp,mnli,qnli,rte,wnli.",
+    help=f"'all' or a comma list: {','.join(TASKS)}.",
 )
 @click.option(
     "--data-dir",
@@ -235,7 +237,7 @@ def probe_cmd(
 @click.option(
     "--max-length",
     default=ENCODER["max_length"],
-    type=click.IntRange(8, 8192),
+    type=click.IntRange(8, MAX_LENGTH_LIMIT),
     help="Tokens per sentence.",
 )
 @click.option(

@@ -14,6 +14,10 @@ from pipeline.runtime import DEVICES
 from stage2_train.config import INFERENCE
 from stage3_eval.encoders import Encoder
 
+# The longest --max-length a command accepts: tokens per text, a bound on typing errors, not a
+# batch budget (that it equals data.batching.TEACHER_MAX_TOKENS is chance).
+MAX_LENGTH_LIMIT = 8192
+
 
 class FiniteRange(click.FloatRange):
     """``click.FloatRange`` that also refuses ``nan`` and ``inf``: nan passes every bound

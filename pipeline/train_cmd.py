@@ -9,7 +9,7 @@ import click
 from data.precision import RUN_PRECISIONS, resolve_precision
 from pipeline.options import FiniteRange, config_defaults, device_option, first_shards_option
 from pipeline.runtime import resolve_device
-from stage2_train.config import CONNECTIONS, HEADS, POOLINGS, StudentConfig
+from stage2_train.config import CONNECTIONS, HEADS, STUDENT_POOLINGS, StudentConfig
 from stage2_train.train import TrainConfig
 
 TRAIN = config_defaults(TrainConfig)
@@ -46,7 +46,7 @@ STUDENT = config_defaults(StudentConfig)
     default=STUDENT["connection"],
     help="Between layers, when --layers > 1.",
 )
-@click.option("--pooling", type=click.Choice(POOLINGS), default=STUDENT["pooling"])
+@click.option("--pooling", type=click.Choice(STUDENT_POOLINGS), default=STUDENT["pooling"])
 @click.option(
     "--head",
     type=click.Choice(HEADS),

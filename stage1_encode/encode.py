@@ -22,6 +22,7 @@ import numpy as np
 from safetensors.torch import save
 
 from data import shards
+from data.batching import TEACHER_MAX_TOKENS
 from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
 from data.dataset_corpus import DatasetCorpus
 from data.errors import PipelineError
@@ -49,7 +50,7 @@ ReadLines = Callable[..., Iterator[tuple[int, str]]]
 class EncodeConfig:
     out: Path
     shard_size: int = 10_000
-    max_tokens: int = 8192
+    max_tokens: int = TEACHER_MAX_TOKENS
     dtype: str = "float16"
     num_shards: int = 1
     shard_index: int = 0

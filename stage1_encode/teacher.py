@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 
-from data.batching import pad_batch, token_budget_batches
+from data.batching import MAX_LENGTH, TEACHER_MAX_TOKENS, pad_batch, token_budget_batches
 from data.cpus import encode_workers, map_batches
 from data.errors import PipelineError
 from data.files import sha256_file
@@ -30,8 +30,7 @@ from data.manifest import TeacherDescription
 from stage1_encode import families
 from stage1_encode.onednn import pack_linears, to_bfloat16
 
-POOLINGS = ("mean", "cls", "pooler")
-MAX_LENGTH = 128  # tokens per text; longer ones are truncated (and counted)
+TEACHER_POOLINGS = ("mean", "cls", "pooler")  # how the teacher turns token states into a vector
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # A padded batch the bf16 CPU model must get right before it is used: short and long texts, so
 # padding, the attention mask and position handling are all exercised, in a few milliseconds.
@@ -149,8 +148,8 @@ class Teacher(torch.nn.Module):
         families.check_tokenizer(self.tokenizer, self.model, self.name_or_path)
         declared = declared_pooling(folder if is_local else None)
         self.pooling = pooling or declared[0]
-        if self.pooling not in POOLINGS:
-            raise PipelineError(f"unknown pooling {self.pooling!r}; choose from {POOLINGS}")
+        if self.pooling not in TEACHER_POOLINGS:
+            raise PipelineError(f"unknown pooling {self.pooling!r}; choose from {TEACHER_POOLINGS}")
         families.check_pooling(self.model, self.pooling, self.name_or_path, loading)
         self.normalize = declared[1] if normalize is None else normalize
         self.max_length = max_length
@@ -333,7 +332,7 @@ class Teacher(torch.nn.Module):
     def embed_ids(
         self,
         ids: Sequence[Sequence[int]],
-        max_tokens: int = 8192,
+        max_tokens: int = TEACHER_MAX_TOKENS,
         on_batch: Callable[[int], Any] | None = None,
     ) -> np.ndarray:
         """Vectors for tokenized texts, in input order (length-sorted internally).
@@ -354,7 +353,7 @@ class Teacher(torch.nn.Module):
                 on_batch(len(batch))
         return out
 
-    def encode(self, texts: Sequence[str], max_tokens: int = 8192) -> np.ndarray:
+    def encode(self, texts: Sequence[str], max_tokens: int = TEACHER_MAX_TOKENS) -> np.ndarray:
         """Sentence vectors for raw texts (float32, input order)."""
         return self.embed_ids(self.tokenize(texts), max_tokens)
 

@@ -8,17 +8,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from data.batching import MAX_LENGTH, STUDENT_MAX_TOKENS
 from data.errors import PipelineError
 
-POOLINGS = ("max", "mean", "max_mean", "attention")
+STUDENT_POOLINGS = ("max", "mean", "max_mean", "attention")  # how the BiLSTM pools its states
 CONNECTIONS = ("residual", "dense")
 HEADS = ("linear", "mlp")
-CHOICES = {"pooling": POOLINGS, "connection": CONNECTIONS, "head": HEADS}
+CHOICES = {"pooling": STUDENT_POOLINGS, "connection": CONNECTIONS, "head": HEADS}
 # How ``encode`` batches a student's texts (length-sorted, padded): at most this many rows and
 # padded tokens per batch. On the CPU 64 rows keep the LSTM's gate state in cache: 1.05-1.19x
 # the speed of 256 for the torch student and its ONNX export, 1 and 2 threads
 # (bench/student_batch.py); a GPU keeps the larger batch.
-INFERENCE = {"cpu_batch_size": 64, "gpu_batch_size": 256, "max_tokens": 16384}
+INFERENCE = {"cpu_batch_size": 64, "gpu_batch_size": 256, "max_tokens": STUDENT_MAX_TOKENS}
 
 
 def inference_batch_size(device_type: str) -> int:
@@ -60,7 +61,7 @@ class StudentConfig:
     output_dim: int = 384
     normalize: bool = True
     dropout: float = 0.0
-    max_length: int = 128
+    max_length: int = MAX_LENGTH
     pad_id: int = 0
     teacher: dict[str, Any] = field(default_factory=dict)
 
@@ -131,7 +132,7 @@ class TrainConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     first_shards: int | None = None  # train on shards 0..N-1 only (ShardStore)
     batch_size: int = 128
-    max_tokens: int = 16384
+    max_tokens: int = STUDENT_MAX_TOKENS
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup: float = 0.05  # fraction of training spent warming up

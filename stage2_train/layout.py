@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from data.shards import TOKENIZER_DIR  # the teacher's tokenizer, copied from the shard directory
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_DIR = "tokenizer"
 CARD_FILE = "README.md"
 TRAIN_CONFIG = "train_config.json"
 METRICS = "metrics.jsonl"

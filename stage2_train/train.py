@@ -216,7 +216,7 @@ def _build_student(cfg: TrainConfig, store: ShardStore, embeddings: torch.Tensor
             **cfg.student.to_dict(),
             "output_dim": store.dim,
             "normalize": store.normalized,
-            "max_length": int(teacher.get("max_length", 128)),
+            "max_length": int(teacher["max_length"]),
             "teacher": teacher,
         }
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from data.batching import MAX_LENGTH
 from data.errors import PipelineError
 from data.shards import INPUT_EMBEDDINGS, TOKENIZER_DIR
 from stage3_eval.encoders import (
@@ -46,7 +47,7 @@ class EncoderFactory:
     spec: str
     teacher: str | None = None
     student_config: Path | None = None
-    max_length: int = 128
+    max_length: int = MAX_LENGTH
     workdir: Path = field(default_factory=lambda: Path(".glue-cache"))
     kind: str = field(init=False)  # student, scratch or teacher: what ``spec`` names
     _word_pieces: tuple[Path, torch.Tensor] | None = field(default=None, repr=False)

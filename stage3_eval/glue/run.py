@@ -43,27 +43,13 @@ from stage3_eval.glue.train import (
 )
 from stage3_eval.results import Result, load_results, write_results
 
-# Fixed epochs per task: fewer passes over the four large sets keep a CPU run affordable.
-DEFAULT_EPOCHS = {
-    "cola": 4,
-    "sst2": 2,
-    "mrpc": 4,
-    "stsb": 4,
-    "qqp": 2,
-    "mnli": 2,
-    "qnli": 2,
-    "rte": 4,
-    "wnli": 3,
-}
-
 
 def describe_default_epochs() -> str:
-    """``DEFAULT_EPOCHS`` in words for ``--help``: the usual count last, the exceptions first."""
-    counts = list(DEFAULT_EPOCHS.values())
+    """The tasks' ``epochs`` in words for ``--help``: the usual count last, exceptions first."""
+    counts = [t.epochs for t in TASKS.values()]
     usual = max(counts, key=counts.count)
     exceptions = [
-        f"{epochs} on "
-        + "/".join(TASKS[n].folder for n, e in DEFAULT_EPOCHS.items() if e == epochs)
+        f"{epochs} on " + "/".join(t.folder for t in TASKS.values() if t.epochs == epochs)
         for epochs in sorted(set(counts) - {usual})
     ]
     return ", ".join([*exceptions, f"else {usual}"])
@@ -75,7 +61,7 @@ class GlueRunConfig:
     out: Path
     seeds: list[int] = field(default_factory=lambda: [0])
     train: FineTuneConfig = field(default_factory=FineTuneConfig)
-    epochs: int | None = None  # None: DEFAULT_EPOCHS of each task
+    epochs: int | None = None  # None: each task's own (GlueTask.epochs)
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     freeze_encoder: bool = False
@@ -177,7 +163,7 @@ class GlueRunner:
         return self._frozen[1]
 
     def _train_config(self, task: GlueTask) -> FineTuneConfig:
-        return replace(self.config.train, epochs=self.config.epochs or DEFAULT_EPOCHS[task.name])
+        return replace(self.config.train, epochs=self.config.epochs or task.epochs)
 
     def run_one(self, data: TaskData, seed: int) -> TaskRun:
         cfg, task = self.config, data.task

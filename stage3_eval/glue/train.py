@@ -16,7 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data.batching import length_grouped, pad_batch, sized_batches, token_budget_batches
+from data.batching import (
+    TEACHER_MAX_TOKENS,
+    length_grouped,
+    pad_batch,
+    sized_batches,
+    token_budget_batches,
+)
 from data.progress import progress_bar
 from stage2_train.optim import adamw, step_schedule
 from stage3_eval.glue.augment import NO_LABEL
@@ -216,7 +222,10 @@ def fine_tune(
 
 @torch.inference_mode()
 def predict(
-    model: GlueModel, data: Tokenized | FrozenVectors, max_tokens: int = 8192, desc: str = "predict"
+    model: GlueModel,
+    data: Tokenized | FrozenVectors,
+    max_tokens: int = TEACHER_MAX_TOKENS,
+    desc: str = "predict",
 ) -> np.ndarray:
     """Raw outputs ``[N, num_outputs]`` in input order (length-sorted batches inside)."""
     model.eval()
