@@ -15,11 +15,11 @@ import hashlib
 import os
 import re
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from data import report
 from data.errors import PipelineError
 
 _REASONS = {
@@ -197,7 +197,7 @@ def remove_outputs(folder: Path, paths: list[Path]) -> None:
     """``--overwrite``: delete exactly these earlier outputs (files or folders), saying which."""
     found = [path for path in paths if path.exists() or path.is_symlink()]
     names = ", ".join(p.name for p in found) if len(found) <= 8 else f"{len(found)} files"
-    print(f"--overwrite: removing {names} from {folder}", file=sys.stderr)
+    report.warning(f"--overwrite: removing {names} from {folder}")
     for path in found:
         with os_errors(path, "cannot remove"):
             if path.is_dir() and not path.is_symlink():

@@ -8,8 +8,14 @@ import sys
 import click
 from click.exceptions import NoArgsIsHelpError
 
+from data import report
 from data.errors import PipelineError
 from data.files import describe_os_error
+
+
+def _echo_err(message: str) -> None:
+    """Where the stages' warnings go: click's stderr (which CliRunner captures)."""
+    click.echo(message, err=True)
 
 
 def _one_line(exc: click.UsageError) -> click.ClickException:
@@ -39,7 +45,8 @@ class PipelineGroup(click.Group):
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            with report.reporting_to(click.echo, _echo_err):
+                return super().invoke(ctx)
         except NoArgsIsHelpError as exc:
             click.echo(exc.format_message())
             ctx.exit(0)

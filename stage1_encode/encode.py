@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from safetensors.torch import save
 
-from data import shards
+from data import report, shards
 from data.batching import TEACHER_MAX_TOKENS
 from data.corpus import LineStats, fingerprint, iter_lines, resolve_corpus
 from data.dataset_corpus import DatasetCorpus
@@ -140,7 +140,7 @@ def run_encode(
     _record_unrecorded(cfg.out, [names[i] for i in done])
     todo = [i for i in mine if i not in done]
     if done:
-        print(f"skipping {len(done)} complete shard(s) of {len(mine)} (resume)")
+        report.info(f"skipping {len(done)} complete shard(s) of {len(mine)} (resume)")
 
     start, rows, written = time.perf_counter(), 0, []
     expected = sum(_lines_in(i, cfg.shard_size, lines) for i in todo)
@@ -170,7 +170,7 @@ def _open_reuse(cfg: EncodeConfig, manifest: dict[str, Any]) -> ReusedVectors | 
     if cfg.reuse.resolve() == cfg.out.resolve():
         raise PipelineError(f"--reuse {cfg.reuse}: that is --out itself; give an earlier encoding")
     reused = ReusedVectors(cfg.reuse, manifest)
-    print(f"reusing the vectors of {len(reused):,} distinct texts from {cfg.reuse}")
+    report.info(f"reusing the vectors of {len(reused):,} distinct texts from {cfg.reuse}")
     return reused
 
 

@@ -11,7 +11,6 @@ import copy
 import hashlib
 import json
 import pickle
-import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 
+from data import report
 from data.batching import MAX_LENGTH, TEACHER_MAX_TOKENS, pad_batch, token_budget_batches
 from data.cpus import encode_workers, map_batches
 from data.errors import PipelineError
@@ -256,7 +256,7 @@ class Teacher(torch.nn.Module):
         where = f"teacher {self.name_or_path}: bf16 fails on this {float32.config.model_type} model"
         if self.require_precision:
             raise PipelineError(f"{where} ({problem}); use --precision fp32")
-        print(f"note: {where} ({problem}); running it in fp32", file=sys.stderr)
+        report.warning(f"note: {where} ({problem}); running it in fp32")
         return None
 
     def _probe_problem(

@@ -13,7 +13,6 @@ import json
 import math
 import pickle
 import shutil
-import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
-from data import files
+from data import files, report
 from data.errors import PipelineError
 from stage2_train.layout import CHECKPOINTS, WEIGHTS_FILE
 
@@ -186,7 +185,7 @@ def resume_latest(
         try:
             return load_checkpoint(path, model, optimizer, max_step), path
         except PipelineError as exc:
-            print(f"warning: {exc}; trying an older checkpoint", file=sys.stderr)
+            report.warning(f"warning: {exc}; trying an older checkpoint")
     if found:
         raise PipelineError(
             f"{Path(out) / CHECKPOINTS}: none of the {len(found)} checkpoint(s) loads; "

@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from data import report
 from data.errors import PipelineError
 from data.files import (
     earlier_output,
@@ -184,9 +184,8 @@ class MetricsLog:
             elif line.strip():
                 dropped.append(str(number))
         if dropped:
-            print(
-                f"warning: {self.path}: line(s) {', '.join(dropped)} not a metrics record; dropped",
-                file=sys.stderr,
+            report.warning(
+                f"warning: {self.path}: line(s) {', '.join(dropped)} not a metrics record; dropped"
             )
         return found
 

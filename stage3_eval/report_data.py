@@ -4,7 +4,6 @@ manifests found under run directories, and the per-model tables drawn from them.
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from data import report
 from data.errors import PipelineError
 from data.shards import MANIFEST
 from stage2_train.layout import CHECKPOINTS, CONFIG_FILE, METRICS, is_student_dir
@@ -82,7 +82,7 @@ def gather(run_dirs: list[Path]) -> RunData:
             if _usable_manifest(manifest):
                 data.manifests[str(path.parent)] = manifest
             else:
-                print(f"warning: {path}: incomplete shard manifest, not counted", file=sys.stderr)
+                report.warning(f"warning: {path}: incomplete shard manifest, not counted")
     return data
 
 

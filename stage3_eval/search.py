@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from data import report
 from data.corpus import fingerprint, iter_lines, resolve_corpus
 from data.errors import PipelineError
 from data.files import atomic_path, earlier_output, sha256_file
@@ -184,7 +184,7 @@ def build_index_dir(
         )
         write_results(tmp, [speed])
         if existing is not None:
-            print(f"--overwrite: replacing the index in {out}", file=sys.stderr)
+            report.warning(f"--overwrite: replacing the index in {out}")
     return summary
 
 

@@ -9,13 +9,13 @@ the same head and the same fixed hyper-parameters.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from data import report
 from data.errors import PipelineError
 from data.glue import TASKS, GlueSplit, GlueTask, TaskData, load_task
 from stage2_train.optim import seed_everything
@@ -77,7 +77,7 @@ class GlueRunConfig:
 
 
 def plan_tasks(
-    tasks: list[GlueTask], data_dir: str, explicit: bool, echo: Callable[[str], None]
+    tasks: list[GlueTask], data_dir: str, explicit: bool, echo: report.Report
 ) -> list[TaskData]:
     """Load each task's files; skip those without train + dev (an error if asked for by name)."""
     runnable = []
@@ -123,7 +123,7 @@ class TaskRun:
 
 class GlueRunner:
     def __init__(
-        self, factory: EncoderFactory, config: GlueRunConfig, echo: Callable[[str], None] = print
+        self, factory: EncoderFactory, config: GlueRunConfig, echo: report.Report = report.info
     ):
         self.factory = factory
         self.config = config
