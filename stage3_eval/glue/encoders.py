@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from data import files
 from data.batching import MAX_LENGTH
 from data.errors import PipelineError
 from data.shards import INPUT_EMBEDDINGS, TOKENIZER_DIR
@@ -109,6 +110,7 @@ class EncoderFactory:
 
                 teacher = Teacher(self.teacher)
                 folder = self.workdir / "scratch-tokenizer"
-                teacher.tokenizer.save_pretrained(str(folder))
+                with files.atomic_path(folder) as tmp:
+                    files.save_pretrained(tmp, teacher.tokenizer)
                 self._word_pieces = (folder, teacher.input_embeddings())
         return self._word_pieces
