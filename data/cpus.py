@@ -106,3 +106,84 @@ def map_batches(
         finally:
             for future in futures:
                 future.cancel()
+
+
+class AdaptiveThreads:
+    """torch's intra-op thread count for a training loop, re-chosen as the machine's load moves.
+
+    A training step is one model's forward and backward, so it cannot be split over one-thread
+    workers as encoding is; but on a shared machine one thread is often faster than all of
+    them (the threads meet at a barrier at every recurrent step). So the loop measures both:
+    every ``hold_steps`` steps it times ``probe_steps`` steps at each candidate count,
+    interleaved so that both meet the same load and batch lengths, in work units per second
+    (tokens: batches differ in length), and keeps the faster until the next probe. A rate that
+    falls below ``drop`` of the one chosen probes at once. The probing costs at most
+    ``probe_steps`` slower steps per ``hold_steps``.
+    """
+
+    def __init__(
+        self,
+        candidates: Sequence[int],
+        probe_steps: int = 20,
+        hold_steps: int = 500,
+        drop: float = 0.6,
+    ):
+        self.candidates = sorted(set(candidates))
+        self.probe_steps, self.hold_steps, self.drop = probe_steps, hold_steps, drop
+        self.threads = self.candidates[-1]
+        self._start_probe()
+
+    @classmethod
+    def for_cpu(cls) -> AdaptiveThreads | None:
+        """One thread or torch's count (``OMP_NUM_THREADS``; torchrun sets 1 per rank) capped
+        by the usable CPUs; None where there is nothing to choose."""
+        import torch
+
+        most = min(torch.get_num_threads(), usable_cpus())
+        return cls([1, most]) if most > 1 else None
+
+    def _start_probe(self) -> None:
+        self._queue = [n for _ in range(self.probe_steps) for n in self.candidates]  # interleaved
+        self._rates: dict[int, list[float]] = {n: [] for n in self.candidates}
+        self._held = 0
+        self._chosen_rate: float | None = None
+        self._recent: list[float] = []
+
+    def next_threads(self) -> int:
+        """The thread count for the next step (set on torch here)."""
+        import torch
+
+        self.threads = self._queue[0] if self._queue else self.threads
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        return self.threads
+
+    def record(self, units: float, seconds: float) -> None:
+        """The step just run at ``self.threads``: ``units`` of work in ``seconds``."""
+        rate = units / max(seconds, 1e-9)
+        if self._queue:
+            self._queue.pop(0)
+            self._rates[self.threads].append(rate)
+            if not self._queue:
+                self._choose()
+            return
+        self._held += 1
+        self._recent = [*self._recent[-(self.probe_steps - 1) :], rate]
+        slowed = (
+            len(self._recent) == self.probe_steps
+            and self._chosen_rate is not None
+            and _median(self._recent) < self.drop * self._chosen_rate
+        )
+        if self._held >= self.hold_steps or slowed:
+            self._start_probe()
+
+    def _choose(self) -> None:
+        # the first steps of each count warm its thread pool: the median skips them
+        medians = {n: _median(rates) for n, rates in self._rates.items() if rates}
+        self.threads = max(medians, key=lambda n: medians[n])
+        self._chosen_rate = medians[self.threads]
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]

@@ -20,6 +20,7 @@ import torch
 from safetensors import safe_open
 from tqdm import tqdm
 
+from data.cpus import AdaptiveThreads
 from data.errors import PipelineError
 from data.progress import progress_bar
 from data.shards import ShardStore
@@ -156,6 +157,7 @@ class _Run:
     state: TrainState
     log: MetricsLog
     clock: _Clock
+    threads: AdaptiveThreads | None  # None: --threads (or the device) fixes the count
 
 
 def _set_up(cfg: TrainConfig, ctx: DistContext, held: contextlib.ExitStack) -> _Run:
@@ -180,8 +182,16 @@ def _set_up(cfg: TrainConfig, ctx: DistContext, held: contextlib.ExitStack) -> _
     budget = cfg.time_budget * 60 if cfg.time_budget else None
     return _Run(
         cfg, ctx, store, index, val, sts_pairs, plan_args, total_steps, student, model,
-        optimizer, state, log, _Clock(budget, state.train_seconds),
+        optimizer, state, log, _Clock(budget, state.train_seconds), _thread_policy(cfg, ctx),
     )  # fmt: skip
+
+
+def _thread_policy(cfg: TrainConfig, ctx: DistContext) -> AdaptiveThreads | None:
+    """``--threads`` fixes torch's thread count; without it a CPU run re-chooses it as the
+    machine's load moves (``AdaptiveThreads``)."""
+    if cfg.threads or ctx.device.type != "cpu":
+        return None
+    return AdaptiveThreads.for_cpu()
 
 
 def _inputs(cfg: TrainConfig, ctx: DistContext, plan_args: dict[str, int]) -> tuple:
@@ -294,7 +304,7 @@ def _loop(run: _Run, bar: Any) -> None:
             waited = time.perf_counter()
             batch = next(batches)
             window.wait += time.perf_counter() - waited
-            loss = _step(run, batch)
+            loss = _timed_step(run, batch)
             state.step += 1
             state.batch_in_epoch += 1
             state.sentences_seen += len(batch) * world
@@ -308,6 +318,17 @@ def _finished(run: _Run) -> bool:
     budget = run.clock.budget
     out_of_time = budget is not None and run.clock.elapsed() >= budget
     return run.state.step >= run.total_steps or any_rank(run.ctx, out_of_time)
+
+
+def _timed_step(run: _Run, batch: TrainBatch) -> float:
+    """``_step`` at the thread count the policy picks, its time reported back to the policy."""
+    if run.threads is None:
+        return _step(run, batch)
+    run.threads.next_threads()
+    started = time.perf_counter()
+    loss = _step(run, batch)
+    run.threads.record(batch.input_ids.numel(), time.perf_counter() - started)
+    return loss
 
 
 def _step(run: _Run, batch: TrainBatch) -> float:
@@ -334,7 +355,10 @@ def _after_step(run: _Run, window: _Window, bar: Any) -> None:
     cfg, step = run.cfg, run.state.step
     record: dict[str, Any] = {}
     if step % cfg.log_every == 0 or step == run.total_steps:
-        record = window.record(run.optimizer.param_groups[0]["lr"])
+        record = {
+            **window.record(run.optimizer.param_groups[0]["lr"]),
+            "threads": torch.get_num_threads(),
+        }
         steps = {} if run.clock.budget is None else {"step": step}
         rate = record["sentences_per_s"]
         bar.set_postfix(**steps, loss=f"{record['loss']:.4f}", sent_s=f"{rate:.0f}")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from data import cpus
+from data.cpus import AdaptiveThreads
 
 
 def write(path: Path, text: str) -> Path:
@@ -92,3 +93,55 @@ def test_encode_workers_follow_torch_threads_capped_by_usable_cpus(monkeypatch):
         assert cpus.encode_workers("cuda") == 1
     finally:
         torch.set_num_threads(before)
+
+
+def run_steps(policy: AdaptiveThreads, steps: int, rate: dict[int, float]) -> list[int]:
+    """Steps of 1,000 units at ``rate[threads]`` units/s; the thread count of each step."""
+    used = []
+    for _ in range(steps):
+        threads = policy.next_threads()
+        used.append(threads)
+        policy.record(1000, 1000 / rate[threads])
+    return used
+
+
+@pytest.fixture
+def restore_torch_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("restore_torch_threads")
+def test_adaptive_threads_keeps_the_faster_count_and_follows_the_load() -> None:
+    import torch
+
+    policy = AdaptiveThreads([1, 2], probe_steps=5, hold_steps=50)
+    quiet = {1: 100.0, 2: 180.0}  # two threads faster alone
+    used = run_steps(policy, 10, quiet)
+    assert sorted(used) == [1] * 5 + [2] * 5  # the probe tries both, interleaved
+    assert used[:4] == [1, 2, 1, 2]
+    assert run_steps(policy, 30, quiet) == [2] * 30
+    assert torch.get_num_threads() == 2
+    busy = {1: 95.0, 2: 30.0}  # a neighbour takes a core: the barrier stalls two threads
+    used = run_steps(policy, 30, busy)
+    assert used[:3] == [2] * 3  # noticed once most of the last probe_steps are slow
+    assert used[3:5] == [1, 2]  # and probed at once, not after hold_steps
+    assert used[-10:] == [1] * 10
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.usefixtures("restore_torch_threads")
+def test_adaptive_threads_probes_again_after_hold_steps() -> None:
+    policy = AdaptiveThreads([1, 2], probe_steps=3, hold_steps=20)
+    rates = {1: 100.0, 2: 90.0}
+    assert run_steps(policy, 6 + 20, rates)[6:] == [1] * 20
+    assert sorted(run_steps(policy, 6, {1: 10.0, 2: 90.0})) == [1, 1, 1, 2, 2, 2]  # re-probed
+    assert run_steps(policy, 5, {1: 10.0, 2: 90.0}) == [2] * 5
+
+
+def test_adaptive_threads_has_nothing_to_choose_on_one_cpu(monkeypatch) -> None:
+    monkeypatch.setattr(cpus, "usable_cpus", lambda: 1)
+    assert AdaptiveThreads.for_cpu() is None
