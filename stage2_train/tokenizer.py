@@ -54,15 +54,19 @@ class WordPieceTokenizer:
         self.special_tokens = {
             name: _token_text(config[name]) for name in SPECIAL_TOKENS if config.get(name)
         }
+        # transformers writes 1e30 for "no limit": capped to what the Rust side takes
+        self.model_max_length = min(int(config.get("model_max_length") or 512), 1 << 30)
         self.backend.no_padding()
 
     def __call__(
-        self, texts: Sequence[str], truncation: bool = True, max_length: int = 512, **_: Any
+        self, texts: Sequence[str], truncation: bool = True, max_length: int | None = None, **_: Any
     ) -> dict[str, list[list[int]]]:
         """``{"input_ids": ...}`` with special tokens, truncated on the right to ``max_length``
-        (transformers' ``tokenizer(texts, truncation=True, max_length=...)``)."""
+        (transformers' ``tokenizer(texts, truncation=True, max_length=...)``; without
+        ``max_length``, the config's ``model_max_length``, as transformers does)."""
         if truncation:
-            self.backend.enable_truncation(max_length, strategy="longest_first", direction="right")
+            limit = max_length or self.model_max_length
+            self.backend.enable_truncation(limit, strategy="longest_first", direction="right")
         else:
             self.backend.no_truncation()
         encodings = self.backend.encode_batch(list(texts), add_special_tokens=True)

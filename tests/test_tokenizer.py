@@ -129,3 +129,11 @@ def test_student_encode_does_not_import_transformers(tiny_teacher_dir: Path) -> 
     )
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", script], cwd=root, check=True)
+
+
+def test_without_max_length_the_config_limit_applies(embedded_teacher_dir: str) -> None:
+    folder = Path(embedded_teacher_dir)
+    fast, reference = load_tokenizer(folder), load_transformers_tokenizer(folder)
+    texts = ["word " * 700]
+    assert fast(texts)["input_ids"] == reference(texts, truncation=True)["input_ids"]
+    assert len(fast(texts)["input_ids"][0]) == 512
