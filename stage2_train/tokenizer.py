@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from data import files
 from data.errors import PipelineError
 
 FAST_TOKENIZER = "tokenizer.json"  # the fast tokenizer's one file, as transformers names it
@@ -110,14 +111,16 @@ def load_tokenizer(directory: str | Path) -> Any:
     fast = directory / FAST_TOKENIZER
     if not fast.is_file():
         return load_transformers_tokenizer(directory)
+    with files.os_errors(fast, "cannot read"):
+        text = fast.read_text(encoding="utf-8", errors="replace")
     try:
-        backend = Tokenizer.from_file(str(fast))
+        backend = Tokenizer.from_str(text)
     except Exception as exc:  # tokenizers raises its Rust errors as plain Exception
         raise PipelineError(f"{fast}: damaged tokenizer file ({first_line(exc)})") from None
     config = _read_config(directory / TOKENIZER_CONFIG)
     if config is not None:
         config = {**(_read_config(directory / SPECIAL_TOKENS_MAP) or {}), **config}
-    if config is None or not loads_unchanged(json.loads(backend.to_str()), config):
+    if config is None or not loads_unchanged(json.loads(text), config):
         return load_transformers_tokenizer(directory)
     return WordPieceTokenizer(directory, backend, config)
 
